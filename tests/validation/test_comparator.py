@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pytest
+
+from edgeport.errors import ConfigError
+from edgeport.validation import GATES, compare, gate_for, output_metrics
+from edgeport.validation.gates import parse_gate_overrides
+
+
+def _probs(n=64, d=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return 1 / (1 + np.exp(-rng.normal(0, 3, size=(n, d)))).astype(np.float32)
+
+
+def test_identical_outputs_pass_every_gate():
+    ref = {"p": _probs()}
+    for name in GATES:
+        result = compare(ref, {"p": ref["p"].copy()}, gate_for(name))
+        assert result.passed, (name, result.failures)
+        m = result.outputs["p"]
+        assert m.max_abs_diff == 0 and m.cosine_mean == pytest.approx(1.0) and m.top1_agreement == 1.0
+
+
+def test_max_abs_diff_gate_fails_and_reports_figure():
+    ref = _probs()
+    cand = ref.copy()
+    cand[3, 4] += 2e-3
+    result = compare({"p": ref}, {"p": cand}, gate_for("onnx", tol=1e-4))
+    assert not result.passed
+    assert result.outputs["p"].max_abs_diff == pytest.approx(2e-3, rel=1e-3)
+    assert any("max_abs_diff" in f and "<= 0.0001" in f for f in result.failures)
+    assert compare({"p": ref}, {"p": cand}, gate_for("onnx", tol=1e-2)).passed
+
+
+def test_top1_ignores_near_ties_and_catches_swaps():
+    ref = np.array([[0.9, 0.1, 0.0], [0.50, 0.48, 0.0], [0.2, 0.7, 0.1]], dtype=np.float32)
+    cand = np.array([[0.1, 0.9, 0.0], [0.48, 0.50, 0.0], [0.2, 0.7, 0.1]], dtype=np.float32)
+    m = output_metrics(ref, cand)
+    assert m.top1_rows == 2  # row 1 is a near-tie (lead 0.02 < 0.05)
+    assert m.top1_agreement == pytest.approx(0.5)
+
+
+def test_centred_pearson_sees_ranking_errors_that_cosine_misses():
+    rng = np.random.default_rng(1)
+    base = np.full((100, 10), 0.5)
+    ref = base + rng.normal(0, 0.02, size=base.shape)
+    cand = base + rng.normal(0, 0.02, size=base.shape)  # same level, unrelated variation
+    m = output_metrics(ref, cand)
+    assert m.cosine_mean > 0.99
+    assert abs(m.centred_pearson) < 0.3
+
+
+def test_zero_vectors_give_no_nan():
+    ref = np.zeros((4, 5))
+    m = output_metrics(ref, ref)
+    assert m.cosine_mean == 1.0 and m.pearson == 1.0 and m.sqnr_db == 300.0
+    m = output_metrics(ref, np.ones((4, 5)))
+    assert m.cosine_mean == 0.0 and not np.isnan(m.pearson)
+
+
+def test_degenerate_reference_does_not_pass():
+    ref = np.tile(_probs(1), (50, 1))
+    result = compare({"p": ref}, {"p": ref.copy()}, gate_for("onnx"))
+    assert not result.passed
+    assert any("degenerate reference" in f for f in result.failures)
+
+
+def test_failed_rows_fail_the_gate_and_are_excluded_from_metrics():
+    ref = _probs()
+    cand = ref.copy()
+    cand[5] = np.nan
+    failed = np.zeros(len(ref), dtype=bool)
+    failed[5] = True
+    result = compare({"p": ref}, {"p": cand}, gate_for("tflite_int8_full"), failed=failed)
+    assert not result.passed and result.failed_rows == 1
+    assert result.outputs["p"].rows == len(ref) - 1
+    assert np.isfinite(result.outputs["p"].max_abs_diff)
+
+
+def test_missing_output_is_reported():
+    result = compare({"a": _probs(), "b": _probs()}, {"a": _probs()}, gate_for("onnx"))
+    assert not result.passed and "lacks output" in result.failures[0]
+
+
+def test_result_serialises_to_json():
+    ref = _probs()
+    d = compare({"p": ref}, {"p": ref + 1e-5}, gate_for("onnx")).to_dict()
+    assert json.loads(json.dumps(d))["passed"] is True
+
+
+def test_gate_overrides_parse_and_validate():
+    ov = parse_gate_overrides(["onnx_int8.min_cosine=0.9"])
+    assert gate_for("onnx_int8", overrides=ov).min_cosine == 0.9
+    assert gate_for("onnx_fp16", fp16_io=True).max_abs_diff == 0.05
+    with pytest.raises(ConfigError, match="FORMAT.METRIC=VALUE"):
+        parse_gate_overrides(["nonsense"])
+    with pytest.raises(ConfigError, match="unknown gate metric"):
+        gate_for("onnx", overrides={"onnx": {"min_bogus": 1.0}})
