@@ -1,0 +1,77 @@
+"""Fixed-length chunks with overlap, and salient-chunk selection by short-time energy (smart crop)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Zero-pad (centred) or crop (centre) ``x`` to exactly ``n`` samples."""
+    if x.size == n:
+        return x
+    if x.size > n:
+        start = (x.size - n) // 2
+        return x[start:start + n]
+    out = np.zeros(n, dtype=np.float32)
+    start = (n - x.size) // 2
+    out[start:start + x.size] = x
+    return out
+
+
+def chunk_starts(length: int, chunk: int, overlap: float = 0.5, offset: int = 0) -> np.ndarray:
+    """Start indices of chunks of ``chunk`` samples, step ``chunk * (1 - overlap)``, beginning at ``offset``."""
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError("overlap must be in [0, 1)")
+    if length <= chunk:
+        return np.zeros(1, dtype=np.int64)
+    step = max(1, int(round(chunk * (1.0 - overlap))))
+    starts = np.arange(min(offset, length - chunk), length - chunk + 1, step, dtype=np.int64)
+    if starts.size == 0 or starts[-1] + chunk < length:  # cover the tail
+        starts = np.append(starts, length - chunk)
+    return np.unique(starts)
+
+
+def chunk_signal(x: np.ndarray, chunk: int, overlap: float = 0.5) -> np.ndarray:
+    """All overlapping chunks of ``x`` as an array (n_chunks, chunk); a short signal gives one padded chunk."""
+    if x.size <= chunk:
+        return fit_length(x, chunk)[None, :]
+    return np.stack([x[s:s + chunk] for s in chunk_starts(x.size, chunk, overlap)])
+
+
+def short_time_energy(x: np.ndarray, frame: int) -> np.ndarray:
+    """Mean squared amplitude of consecutive non-overlapping frames."""
+    n = x.size // frame
+    if n == 0:
+        return np.array([float(np.mean(x ** 2)) if x.size else 0.0])
+    return np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)
+
+
+def salient_chunks(x: np.ndarray, chunk: int, k: int, *, overlap: float = 0.5,
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+    """Up to ``k`` chunks with the highest short-time energy, at most half-overlapping each other.
+
+    A signal of at most one chunk gives that chunk padded. With ``rng`` the chunk grid is jittered, so
+    reopening a long file yields different (still salient) chunks. Returns (n, chunk) float32.
+    """
+    if x.size <= chunk:
+        return fit_length(x, chunk)[None, :].astype(np.float32)
+    step = max(1, int(round(chunk * (1.0 - overlap))))
+    offset = int(rng.integers(0, step)) if rng is not None else 0
+    starts = chunk_starts(x.size, chunk, overlap, offset)
+    # energy of each candidate from a cumulative sum of squares: O(len) for any number of candidates
+    c = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+    energy = (c[starts + chunk] - c[starts]) / chunk
+    order = np.argsort(-energy, kind="stable")
+    chosen: list[int] = []
+    for i in order:
+        s = starts[i]
+        if all(abs(s - starts[j]) >= chunk // 2 for j in chosen):
+            chosen.append(int(i))
+        if len(chosen) >= k:
+            break
+    chosen.sort()
+    return np.stack([x[starts[i]:starts[i] + chunk] for i in chosen]).astype(np.float32)
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0

@@ -1,0 +1,103 @@
+"""Spectrograms in numpy: linear STFT magnitude, Slaney mel, log-mel, MFCC, and magnitude scaling.
+
+The numpy magnitude scalings use the same formulas and initial parameters as the in-graph Keras
+layers (edgeport.families.audio.layers), so offline (``librosa``) and in-graph (``hybrid``) agree at
+initialisation.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+#: Mel filterbank low edge (Hz): below it is wind and handling noise, not birds.
+MEL_FMIN = 150.0
+#: pwl knots and initial slopes: 0.40x + 0.25 relu(x-0.10) + 0.15 relu(x-0.35) + 0.08 relu(x-0.65)
+PWL_KNOTS = (0.0, 0.10, 0.35, 0.65)
+PWL_SLOPES = (0.40, 0.25, 0.15, 0.08)
+#: PCEN initial parameters (input is max-normalised to [0, 1]) and smoother width in frames.
+PCEN_ALPHA, PCEN_DELTA, PCEN_ROOT, PCEN_EPS, PCEN_WINDOW = 0.8, 0.01, 0.25, 1e-6, 9
+#: dB floor: values are mapped from [-DB_RANGE, 0] dB to [0, 1].
+DB_RANGE = 80.0
+
+
+def hop_length(sample_rate: int, chunk_duration: float, spec_width: int) -> int:
+    return max(1, int(round(sample_rate * chunk_duration)) // spec_width)
+
+
+def padded_bins(fft_length: int) -> int:
+    """fft_length//2 + 1 rounded up to a multiple of 8 (257 -> 264) for NPU-friendly channel counts."""
+    n = fft_length // 2 + 1
+    return ((n + 7) // 8) * 8
+
+
+@lru_cache(maxsize=8)
+def _window(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)  # periodic Hann
+
+
+def stft_magnitude(x: np.ndarray, fft_length: int, hop: int, n_frames: int) -> np.ndarray:
+    """|STFT| (fft_length//2+1, n_frames), centred frames (zero padded), Hann window."""
+    pad = fft_length // 2
+    xp = np.pad(x.astype(np.float32), (pad, pad + max(0, (n_frames - 1) * hop + fft_length - x.size - 2 * pad)))
+    idx = np.arange(fft_length)[None, :] + hop * np.arange(n_frames)[:, None]
+    frames = xp[idx] * _window(fft_length)[None, :]
+    return np.abs(np.fft.rfft(frames, axis=1)).T.astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, fft_length: int, num_mels: int, fmin: float = MEL_FMIN) -> np.ndarray:
+    """Slaney-style mel filterbank (num_mels, fft_length//2+1), fmin..sr/2 (librosa's definition)."""
+    import librosa
+
+    return librosa.filters.mel(sr=sample_rate, n_fft=fft_length, n_mels=num_mels, fmin=fmin,
+                               fmax=sample_rate / 2.0, htk=False, norm="slaney").astype(np.float32)
+
+
+def max_normalize(s: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    return (s / (np.max(s) + eps)).astype(np.float32)
+
+
+def scale_pwl(x: np.ndarray) -> np.ndarray:
+    y = np.zeros_like(x)
+    for k, a in zip(PWL_KNOTS, PWL_SLOPES, strict=True):
+        y += a * np.maximum(x - k, 0.0)
+    return y.astype(np.float32)
+
+
+def scale_pcen(x: np.ndarray) -> np.ndarray:
+    """PCEN over (bins, frames): a moving average over time as the smoother."""
+    from scipy.ndimage import uniform_filter1d
+
+    m = uniform_filter1d(x, size=PCEN_WINDOW, axis=1, mode="constant")
+    y = (x / (PCEN_EPS + m) ** PCEN_ALPHA + PCEN_DELTA) ** PCEN_ROOT - PCEN_DELTA ** PCEN_ROOT
+    return y.astype(np.float32)
+
+
+def scale_db(x: np.ndarray) -> np.ndarray:
+    db = 10.0 * np.log10(np.maximum(x, 10 ** (-DB_RANGE / 10)))
+    return ((np.clip(db, -DB_RANGE, 0.0) + DB_RANGE) / DB_RANGE).astype(np.float32)
+
+
+def scale_none(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32, copy=False)
+
+
+MAG_SCALES_NUMPY = {"pwl": scale_pwl, "pcen": scale_pcen, "db": scale_db, "none": scale_none}
+
+
+def log_mel(mel_mag: np.ndarray) -> np.ndarray:
+    """Log-power mel in [0, 1]: power in dB relative to the chunk's maximum, floor -80 dB."""
+    p = mel_mag.astype(np.float64) ** 2
+    db = 10.0 * np.log10(np.maximum(p, 1e-12) / max(float(p.max()), 1e-12))
+    return ((np.clip(db, -DB_RANGE, 0.0) + DB_RANGE) / DB_RANGE).astype(np.float32)
+
+
+def mfcc(mel_mag: np.ndarray, n_mfcc: int) -> np.ndarray:
+    """MFCC (DCT-II of the log-power mel), standardised per chunk."""
+    from scipy.fft import dct
+
+    lm = log_mel(mel_mag) * DB_RANGE
+    c = dct(lm, type=2, axis=0, norm="ortho")[:n_mfcc]
+    return ((c - c.mean()) / (c.std() + 1e-6)).astype(np.float32)

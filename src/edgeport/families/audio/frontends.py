@@ -1,0 +1,162 @@
+"""Frontend and magnitude-scaling registries: one name each, host-side features in numpy.
+
+A frontend says what the model input is (its shape and how to compute it from a chunk of audio) and
+which magnitude scalings it accepts. The in-graph parts (mel mixer, normalisation, learned scaling,
+raw filterbank) are Keras layers built by ``edgeport.families.audio.dscnn``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeport.audio import spectrogram as sp
+from edgeport.errors import ConfigError
+from edgeport.registry import Registry
+
+if TYPE_CHECKING:
+    from edgeport.families.audio.model_config import AudioModelConfig
+
+log = logging.getLogger(__name__)
+
+#: Raw-frontend input limit: 16-bit activation size on the target NPU.
+RAW_MAX_SAMPLES = 65536
+
+MAG_SCALES: Registry[str] = Registry("magnitude scaling", ConfigError)
+for _name, _doc in (("pwl", "piecewise-linear learned compression (quantization friendly)"),
+                    ("pcen", "per-channel energy normalisation (pooling + power)"),
+                    ("db", "log scale in decibels (quantizes poorly)"),
+                    ("none", "no compression")):
+    MAG_SCALES.register(_name, _doc)
+
+
+@dataclass(frozen=True)
+class FrontendSpec:
+    name: str
+    description: str
+    in_graph: bool                       # does the model hold (part of) the frontend?
+    mag_scales: tuple[str, ...]          # accepted magnitude scalings
+    input_shape: Callable[[AudioModelConfig], tuple[int, ...]]
+    features: Callable[[np.ndarray, AudioModelConfig], np.ndarray]  # chunk -> model input (no batch)
+
+
+FRONTENDS: Registry[FrontendSpec] = Registry("audio frontend", ConfigError)
+#: Deprecated names -> current names.
+ALIASES = {"precomputed": "librosa", "tf": "raw"}
+
+
+def _stft(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
+    return sp.stft_magnitude(chunk, cfg.fft_length, cfg.hop_length, cfg.spec_width)
+
+
+def _mel(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
+    return sp.mel_filterbank(cfg.sample_rate, cfg.fft_length, cfg.num_mels) @ _stft(chunk, cfg)
+
+
+def _hybrid(chunk, cfg):
+    s = _stft(chunk, cfg)
+    out = np.zeros((sp.padded_bins(cfg.fft_length), cfg.spec_width), np.float32)
+    out[: s.shape[0]] = s
+    return out[..., None]
+
+
+def _librosa(chunk, cfg):
+    m = sp.max_normalize(_mel(chunk, cfg))
+    return sp.MAG_SCALES_NUMPY[cfg.mag_scale](m)[..., None]
+
+
+def _raw(chunk, cfg):
+    return chunk.astype(np.float32).reshape(-1, 1)
+
+
+def _mfcc(chunk, cfg):
+    return sp.mfcc(_mel(chunk, cfg), cfg.n_mfcc)[..., None]
+
+
+def _log_mel(chunk, cfg):
+    return sp.log_mel(_mel(chunk, cfg))[..., None]
+
+
+_ALL = tuple(MAG_SCALES.names())
+FRONTENDS.register("hybrid", FrontendSpec(
+    "hybrid", "linear STFT in; fixed Slaney mel mixer, normalisation and magnitude scaling in the graph",
+    True, _ALL, lambda c: (sp.padded_bins(c.fft_length), c.spec_width, 1), _hybrid))
+FRONTENDS.register("librosa", FrontendSpec(
+    "librosa", "mel spectrogram computed offline, magnitude scaling applied offline",
+    False, _ALL, lambda c: (c.num_mels, c.spec_width, 1), _librosa))
+FRONTENDS.register("raw", FrontendSpec(
+    "raw", "raw waveform in; learned Conv2D 1x16 filterbank, BN, ReLU6 and magnitude scaling in the graph",
+    True, _ALL, lambda c: (c.chunk_samples, 1), _raw))
+FRONTENDS.register("mfcc", FrontendSpec(
+    "mfcc", "MFCC computed offline (no magnitude scaling)", False, ("none",),
+    lambda c: (c.n_mfcc, c.spec_width, 1), _mfcc))
+FRONTENDS.register("log_mel", FrontendSpec(
+    "log_mel", "log-power mel computed offline (no magnitude scaling)", False, ("none",),
+    lambda c: (c.num_mels, c.spec_width, 1), _log_mel))
+
+
+def resolve_frontend(name: str) -> str:
+    """Registered name for ``name``; deprecated aliases warn (FutureWarning) and map to the new name."""
+    if name in ALIASES:
+        new = ALIASES[name]
+        msg = f"audio frontend '{name}' is deprecated and will be removed; use '{new}'"
+        warnings.warn(msg, FutureWarning, stacklevel=3)
+        log.warning(msg)
+        return new
+    FRONTENDS.get(name)  # raises ConfigError listing the known names
+    return name
+
+
+def check_pair(frontend: str, mag_scale: str) -> None:
+    """Refuse a frontend x magnitude-scaling pair that has no meaning (e.g. mfcc + pwl)."""
+    MAG_SCALES.get(mag_scale)
+    spec = FRONTENDS.get(frontend)
+    if mag_scale not in spec.mag_scales:
+        raise ConfigError(f"Frontend '{frontend}' takes no magnitude scaling '{mag_scale}' "
+                          f"(allowed: {list(spec.mag_scales)}); use --mag-scale {spec.mag_scales[0]}")
+
+
+def valid_pairs() -> list[tuple[str, str]]:
+    return [(f, m) for f, spec in FRONTENDS.items() for m in spec.mag_scales]
+
+
+def npu_problems(cfg: AudioModelConfig) -> list[str]:
+    """Reasons the config will not fit the microcontroller NPU (empty list: fine)."""
+    problems = []
+    if cfg.audio_frontend == "raw" and cfg.chunk_samples > RAW_MAX_SAMPLES:
+        problems.append(
+            f"raw frontend input is {cfg.chunk_samples} samples ({cfg.sample_rate} Hz x {cfg.chunk_duration} s), "
+            f"above the NPU's {RAW_MAX_SAMPLES}-sample (16-bit activation) limit: use hybrid or librosa, or "
+            "lower --sample-rate / --chunk-duration")
+    if cfg.audio_frontend in ("hybrid", "raw", "librosa", "log_mel") and cfg.num_mels % 8:
+        problems.append(f"--num-mels {cfg.num_mels} is not a multiple of 8 (NPU channel alignment)")
+    if cfg.audio_frontend == "mfcc" and cfg.n_mfcc % 8:
+        problems.append(f"--n-mfcc {cfg.n_mfcc} is not a multiple of 8 (NPU channel alignment)")
+    return problems
+
+
+def features_from_chunk(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
+    """Model input (no batch axis) for one chunk of ``cfg.chunk_samples`` samples at ``cfg.sample_rate``."""
+    return FRONTENDS.get(cfg.audio_frontend).features(np.asarray(chunk, np.float32), cfg)
+
+
+def model_input_from_audio(path: Path | str, cfg: AudioModelConfig, *, max_chunks: int | None = None,
+                           overlap: float = 0.0, max_duration: float | None = None) -> np.ndarray:
+    """Batch of model inputs for an audio file: load, mono, resample, peak-normalise, chunk, frontend.
+
+    ``max_chunks=None`` gives every chunk in file order (for evaluation); an integer gives that many
+    salient chunks (highest short-time energy) in file order.
+    """
+    from edgeport.audio.chunking import chunk_signal, salient_chunks
+    from edgeport.audio.io import load
+
+    x = load(path, cfg.sample_rate, max_duration=max_duration)
+    chunks = (chunk_signal(x, cfg.chunk_samples, overlap) if max_chunks is None
+              else salient_chunks(x, cfg.chunk_samples, max_chunks))
+    return np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32)

@@ -1,0 +1,36 @@
+"""Load a trained audio model (``X.keras`` + ``X_model_config.json``) safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeport.errors import SourceError
+from edgeport.families.audio.model_config import AudioModelConfig, config_path_for, read_model_config
+
+
+def load_keras_model(path: Path | str, *, safe_mode: bool = True):
+    """``keras.saving.load_model`` with edgeport's layers registered; safe mode unless the caller trusts it."""
+    import keras
+
+    import edgeport.families.audio.layers  # noqa: F401 - registers the custom layers
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"Model file not found: {path}")
+    try:
+        return keras.saving.load_model(str(path), safe_mode=safe_mode, compile=False)
+    except (ValueError, TypeError, OSError) as e:
+        raise SourceError(f"Cannot load {path} as a Keras model with safe_mode={safe_mode}: {e}. A .keras made by "
+                          "another tool may hold its own layer classes; export its .tflite instead") from e
+
+
+def load_trained_model(path: Path | str, config_path: Path | str | None = None, *, safe_mode: bool = True):
+    """(keras model, AudioModelConfig) for ``X.keras``; the config defaults to ``X_model_config.json``."""
+    path = Path(path)
+    cfg_path = Path(config_path) if config_path else config_path_for(path)
+    cfg: AudioModelConfig = read_model_config(cfg_path)
+    model = load_keras_model(path, safe_mode=safe_mode)
+    expected = (None, *cfg.input_shape)
+    if tuple(model.input_shape) != expected:
+        raise SourceError(f"{path} takes input {tuple(model.input_shape)} but {cfg_path} describes {expected}")
+    return model, cfg

@@ -1,0 +1,125 @@
+"""``<name>_model_config.json``: the seed system's keys plus edgeport's architecture options."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from edgeport.errors import ConfigError, SourceError
+
+#: Names of the layers the conversion step looks for (SPEC §5).
+NORMALIZE_LAYER = "frontend_normalize"
+LOGITS_LAYER = "logits"
+SIGMOID_LAYER = "sigmoid"
+EMBEDDING_LAYER = "embedding_pool"
+
+
+@dataclass(frozen=True)
+class AudioModelConfig:
+    """Everything needed to rebuild the model input from audio and to rebuild the architecture."""
+
+    sample_rate: int = 24000
+    num_mels: int = 64
+    spec_width: int = 256
+    fft_length: int = 512
+    chunk_duration: float = 3.0
+    audio_frontend: str = "hybrid"
+    mag_scale: str = "pwl"
+    embeddings_size: int = 256
+    alpha: float = 1.0
+    depth_multiplier: int = 1
+    num_classes: int = 0
+    class_names: tuple[str, ...] = ()
+    frontend_trainable: bool = False
+    n_mfcc: int = 20
+    use_se: bool = True
+    se_reduction: int = 8
+    use_inverted_residual: bool = True
+    expansion_factor: int = 2
+    use_attention_pooling: bool = False
+    dropout: float = 0.5
+    model: str = "dscnn"
+    hop_length: int = field(default=0)
+
+    def __post_init__(self):
+        from edgeport.audio.spectrogram import hop_length
+        from edgeport.families.audio.frontends import check_pair, resolve_frontend
+
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "audio_frontend", resolve_frontend(self.audio_frontend))
+        check_pair(self.audio_frontend, self.mag_scale)
+        if self.num_classes != len(self.class_names) and self.class_names:
+            raise ConfigError(f"num_classes={self.num_classes} but {len(self.class_names)} class names given")
+        for name in ("sample_rate", "num_mels", "spec_width", "fft_length", "embeddings_size", "depth_multiplier",
+                     "se_reduction", "expansion_factor", "n_mfcc"):
+            if int(getattr(self, name)) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.alpha <= 0 or self.chunk_duration <= 0:
+            raise ConfigError("alpha and chunk_duration must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "hop_length", hop_length(self.sample_rate, self.chunk_duration, self.spec_width))
+
+    @property
+    def chunk_samples(self) -> int:
+        return int(round(self.sample_rate * self.chunk_duration))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Model input shape without the batch axis."""
+        from edgeport.families.audio.frontends import FRONTENDS
+
+        return FRONTENDS.get(self.audio_frontend).input_shape(self)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["class_names"] = list(self.class_names)
+        d["input_shape"] = list(self.input_shape)
+        d["layer_names"] = {"normalize": NORMALIZE_LAYER if self.audio_frontend == "hybrid" else None,
+                            "logits": LOGITS_LAYER, "sigmoid": SIGMOID_LAYER}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AudioModelConfig:
+        known = {f.name for f in fields(cls)} - {"hop_length"}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "class_names" in kw and "num_classes" not in kw:
+            kw["num_classes"] = len(kw["class_names"])
+        return cls(**kw)
+
+    def replace(self, **changes) -> AudioModelConfig:
+        d = asdict(self)
+        d.pop("hop_length")
+        d.update(changes)
+        return AudioModelConfig(**d)
+
+
+def write_model_config(cfg: AudioModelConfig, path: Path) -> None:
+    """Write atomically (temporary name, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_model_config(path: Path) -> AudioModelConfig:
+    """Read an edgeport or seed-system ``*_model_config.json``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"Model config not found: {path} (it is written beside the .keras as "
+                          "<name>_model_config.json)")
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SourceError(f"Unreadable model config {path}: {e}") from e
+    if not isinstance(d, dict):
+        raise SourceError(f"Model config {path} is not a JSON object")
+    return AudioModelConfig.from_dict(d)
+
+
+def config_path_for(model_path: Path, suffix: str = "") -> Path:
+    """``X.keras`` -> ``X<suffix>_model_config.json``."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}{suffix}_model_config.json")

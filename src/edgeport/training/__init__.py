@@ -1,0 +1,1 @@
+"""Training the audio DS-CNN: config, data pipeline, losses, schedules, trainer, QAT, linear probe, demo."""

@@ -1,0 +1,120 @@
+"""``TrainConfig``: every option of ``edgeport train`` (seed 004's flags, same meanings and defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from edgeport.errors import ConfigError
+
+OPTIMIZERS = ("adam", "sgd", "adamw")
+LOSSES = ("auto", "bce", "focal")
+
+
+def _default_workers() -> int:
+    from edgeport.training.data import default_num_workers
+
+    return default_num_workers()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data_path_train: str
+    checkpoint_path: str = "checkpoints/best_model.keras"
+    # data
+    max_samples: int | None = None
+    upsample_ratio: float = 0.5
+    val_split: float = 0.2
+    max_duration: float = 60.0
+    max_chunks_per_file: int = 3
+    num_workers: int = -1                  # -1: min(8, cores)
+    reservoir_size: int = 512
+    # audio / frontend
+    sample_rate: int = 24000
+    num_mels: int = 64
+    spec_width: int = 256
+    fft_length: int = 512
+    chunk_duration: float = 3.0
+    audio_frontend: str = "hybrid"
+    mag_scale: str = "pwl"
+    n_mfcc: int = 20
+    frontend_trainable: bool = False
+    # model
+    model: str = "dscnn"
+    embeddings_size: int = 256
+    alpha: float = 1.0
+    depth_multiplier: int = 1
+    use_se: bool = True
+    se_reduction: int = 8
+    use_inverted_residual: bool = True
+    expansion_factor: int = 2
+    use_attention_pooling: bool = False
+    dropout: float = 0.5
+    # augmentation
+    mixup_alpha: float = 0.2
+    mixup_probability: float = 0.25
+    spec_augment: bool = True
+    freq_mask_max: int = 8
+    time_mask_max: int = 25
+    # optimisation
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    loss: str = "auto"
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+    class_weights: bool = True
+    mixed_precision: bool = False
+    batch_size: int = 32
+    epochs: int = 50
+    learning_rate: float = 0.001
+    patience: int = 10
+    steps_per_epoch: int | None = None     # None: ceil(training files / batch size)
+    seed: int = 42
+    resume: bool = False
+    qat: bool = False
+    linear_probe: bool = False
+    bn_recalibration_batches: int = 16
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.num_workers < 0:
+            object.__setattr__(self, "num_workers", _default_workers())
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"Unknown optimizer '{self.optimizer}'. Available: {list(OPTIMIZERS)}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"Unknown loss '{self.loss}'. Available: {list(LOSSES)}")
+        if self.qat and self.linear_probe:
+            raise ConfigError("--qat and --linear-probe are separate steps: run --linear-probe first, then --qat "
+                              "on the probe model")
+        if not str(self.checkpoint_path).endswith(".keras"):
+            raise ConfigError(f"--checkpoint-path must end in .keras, got {self.checkpoint_path}")
+        for name in ("batch_size", "epochs", "max_chunks_per_file", "reservoir_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.max_samples is not None and self.max_samples <= 0:
+            raise ConfigError(f"--max-samples must be positive, got {self.max_samples}")
+        for name in ("label_smoothing", "mixup_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            raise ConfigError("--learning-rate must be positive, --grad-clip and --weight-decay non-negative")
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.checkpoint_path)
+
+    def model_config_kwargs(self) -> dict:
+        """The AudioModelConfig fields this config sets (everything but the class list)."""
+        from edgeport.families.audio.model_config import AudioModelConfig
+
+        names = {f.name for f in fields(AudioModelConfig)} - {"hop_length", "num_classes", "class_names"}
+        return {k: v for k, v in asdict(self).items() if k in names}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,308 @@
+"""Labelled audio folders -> training chunks, with a parallel worker pool and a shuffled reservoir.
+
+Workers (separate processes, numpy/soundfile/librosa only, never TensorFlow) decode, resample, crop
+salient chunks and compute the model input; the main process keeps a shuffled in-memory reservoir of
+chunks so that one file open serves ``max_chunks_per_file`` training samples.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: Folder names (case-insensitive) whose files are negatives: all-zero label vectors.
+NOISE_CLASSES = ("noise", "silence", "background", "other")
+
+
+@dataclass
+class AudioDataset:
+    """Files of a labelled folder: one sub-folder per class, noise folders give all-zero labels."""
+
+    root: Path
+    class_names: list[str]
+    files: list[str]
+    folder_of: np.ndarray            # (n,) folder index per file
+    folders: list[str]               # folder names (classes and noise folders)
+    labels: np.ndarray               # (n, K) float32 multi-hot
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def subset(self, idx) -> AudioDataset:
+        idx = np.asarray(idx, dtype=np.int64)
+        return AudioDataset(self.root, self.class_names, [self.files[i] for i in idx], self.folder_of[idx],
+                            self.folders, self.labels[idx], self.skipped)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+def is_noise_folder(name: str) -> bool:
+    return name.lower() in NOISE_CLASSES
+
+
+def scan_dataset(root: Path | str, *, max_samples: int | None = None, seed: int = 42,
+                 class_names: list[str] | None = None) -> AudioDataset:
+    """List the readable audio files under ``root/<class>/``; unreadable ones are skipped and listed.
+
+    ``class_names`` fixes the label order (e.g. QAT on a pretrained model); otherwise sorted folder names.
+    """
+    from edgeport.audio.io import scan_files
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"Training data folder not found: {root}")
+    rng = np.random.default_rng(seed)
+    folders, per_folder, skipped = [], [], []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        rep = scan_files(sub)
+        skipped.extend(rep.skipped)
+        if not rep.files:
+            continue
+        files = [str(p) for p in rep.files]
+        if max_samples is not None and len(files) > max_samples:
+            files = sorted(rng.choice(files, size=max_samples, replace=False).tolist())
+        folders.append(sub.name)
+        per_folder.append(files)
+    if skipped:
+        shown = ", ".join(Path(p).name for p, _ in skipped[:5])
+        log.warning("Skipped %d unreadable audio file(s) under %s: %s%s", len(skipped), root, shown,
+                    " ..." if len(skipped) > 5 else "")
+    if not folders:
+        what = f"{len(skipped)} unreadable file(s) and no readable audio" if skipped else "no audio files"
+        raise DataError(f"{root} holds {what} in class sub-folders: expected {root}/<species>/<files>.wav "
+                        f"(noise folders: {', '.join(NOISE_CLASSES)})")
+    found = [f for f in folders if not is_noise_folder(f)]
+    if class_names is None:
+        class_names = found
+        if not class_names:
+            raise DataError(f"{root} holds only noise folders ({', '.join(folders)}): add one sub-folder per species")
+    else:
+        unknown = [f for f in found if f not in class_names]
+        if unknown:
+            raise DataError(f"Folders {unknown} under {root} are not classes of the model ({len(class_names)} "
+                            "classes): use --linear-probe to train a head for a new class set")
+    index = {c: i for i, c in enumerate(class_names)}
+    files, folder_of, labels = [], [], []
+    for fi, (name, fl) in enumerate(zip(folders, per_folder, strict=True)):
+        for f in fl:
+            y = np.zeros(len(class_names), np.float32)
+            if not is_noise_folder(name):
+                y[index[name]] = 1.0
+            files.append(f)
+            folder_of.append(fi)
+            labels.append(y)
+    return AudioDataset(root, list(class_names), files, np.asarray(folder_of, np.int64), folders,
+                        np.stack(labels), skipped)
+
+
+def split_dataset(ds: AudioDataset, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split per folder; a folder with a single file goes to training only (with a warning)."""
+    if not 0.0 <= val_split < 1.0:
+        raise DataError(f"--val-split must be in [0, 1), got {val_split}")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for fi, name in enumerate(ds.folders):
+        idx = np.flatnonzero(ds.folder_of == fi)
+        idx = idx[rng.permutation(idx.size)]
+        if val_split > 0 and idx.size < 2:
+            log.warning("Class '%s' has only %d file: it is used for training only and has no validation "
+                        "score; add more files to validate it", name, idx.size)
+            train.extend(idx.tolist())
+            continue
+        n_val = int(round(idx.size * val_split)) if val_split > 0 else 0
+        n_val = min(max(n_val, 1 if val_split > 0 else 0), idx.size - 1)
+        val.extend(idx[:n_val].tolist())
+        train.extend(idx[n_val:].tolist())
+    return np.sort(np.asarray(train, np.int64)), np.sort(np.asarray(val, np.int64))
+
+
+def upsample_indices(folder_of: np.ndarray, ratio: float, seed: int) -> np.ndarray:
+    """Repeat files of small folders (drawn at random) until each has >= ratio x the largest folder's count."""
+    idx = np.arange(folder_of.size)
+    if ratio <= 0 or idx.size == 0:
+        return idx
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(folder_of)
+    target = int(math.ceil(ratio * counts.max()))
+    extra = []
+    for fi, c in enumerate(counts):
+        if 0 < c < target:
+            extra.extend(rng.choice(np.flatnonzero(folder_of == fi), size=target - c, replace=True).tolist())
+    return np.concatenate([idx, np.asarray(extra, np.int64)]) if extra else idx
+
+
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Balanced inverse-frequency weights n / (K * n_c) per class (classes without positives get 1)."""
+    n, k = labels.shape
+    pos = labels.sum(axis=0)
+    w = np.ones(k, np.float32)
+    nz = pos > 0
+    w[nz] = n / (k * pos[nz])
+    return w
+
+
+def sample_weights(labels: np.ndarray, cw: np.ndarray | None) -> np.ndarray:
+    """Per-sample weight: mean class weight of its positive classes; all-zero (noise) samples weigh 1."""
+    if cw is None:
+        return np.ones(labels.shape[0], np.float32)
+    pos = labels > 0.5
+    cnt = pos.sum(axis=1)
+    s = (pos * cw[None, :]).sum(axis=1)
+    return np.where(cnt > 0, s / np.maximum(cnt, 1), 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------- workers
+
+@lru_cache(maxsize=4)
+def _cfg(cfg_json: str):
+    from edgeport.families.audio.model_config import AudioModelConfig
+
+    return AudioModelConfig.from_dict(json.loads(cfg_json))
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def load_file_chunks(task: tuple) -> tuple[np.ndarray | None, str | None]:
+    """Worker job: (path, cfg_json, n_chunks, seed or None, max_duration) -> (model inputs (n, ...), error)."""
+    from edgeport.audio.chunking import salient_chunks
+    from edgeport.audio.io import AudioReadError, load
+    from edgeport.families.audio.frontends import features_from_chunk
+
+    path, cfg_json, n_chunks, seed, max_duration = task
+    cfg = _cfg(cfg_json)
+    try:
+        x = load(path, cfg.sample_rate, max_duration=max_duration)
+    except AudioReadError as e:
+        return None, str(e)
+    rng = np.random.default_rng(seed) if seed is not None else None
+    chunks = salient_chunks(x, cfg.chunk_samples, n_chunks, rng=rng)
+    return np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32), None
+
+
+def make_executor(num_workers: int):
+    """Process pool (spawn context: safe with TensorFlow in the parent), or None for sequential loading."""
+    if num_workers <= 0:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker)
+
+
+def default_num_workers() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+class ChunkStream:
+    """Endless shuffled training chunks: files (reshuffled each pass) -> workers -> reservoir -> batches.
+
+    Results are consumed in submission order and every random choice is seeded, so a run is the same
+    with 0, 1 or N workers.
+    """
+
+    def __init__(self, files: list[str], labels: np.ndarray, cfg_json: str, *, executor=None, seed: int = 42,
+                 max_chunks_per_file: int = 3, max_duration: float | None = 60.0, reservoir_size: int = 512,
+                 prefetch: int | None = None):
+        if not files:
+            raise DataError("No training files left after the validation split")
+        self.files, self.labels, self.cfg_json = list(files), labels, cfg_json
+        self.executor = executor
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.k = max(1, int(max_chunks_per_file))
+        self.max_duration = max_duration
+        self.reservoir_size = max(1, int(reservoir_size))
+        self.prefetch = prefetch or (4 * getattr(executor, "_max_workers", 1) if executor else 1)
+        self.failed: dict[str, str] = {}
+        self._order: deque[int] = deque()
+        self._pending: deque = deque()
+        self._pass = 0
+        self._tasks = 0
+        self._res_x: list[np.ndarray] = []
+        self._res_y: list[np.ndarray] = []
+        self.files_opened = 0
+
+    def _next_index(self) -> int:
+        while not self._order:
+            self._pass += 1
+            alive = [i for i in range(len(self.files)) if self.files[i] not in self.failed]
+            if not alive:
+                raise DataError(f"None of the {len(self.files)} training files could be decoded")
+            self._order.extend(self.rng.permutation(alive).tolist())
+        return self._order.popleft()
+
+    def _submit(self) -> None:
+        i = self._next_index()
+        self._tasks += 1
+        task = (self.files[i], self.cfg_json, self.k, self.seed * 1_000_003 + self._tasks, self.max_duration)
+        fut = self.executor.submit(load_file_chunks, task) if self.executor else None
+        self._pending.append((i, fut, task))
+
+    def _add_one_file(self) -> None:
+        while len(self._pending) < self.prefetch:
+            self._submit()
+        i, fut, task = self._pending.popleft()
+        x, err = fut.result() if fut is not None else load_file_chunks(task)
+        self.files_opened += 1
+        if err is not None:
+            if self.files[i] not in self.failed:
+                log.warning("Skipping unreadable file %s", err)
+            self.failed[self.files[i]] = err
+            return
+        for c in x:
+            self._res_x.append(c)
+            self._res_y.append(self.labels[i])
+
+    def take(self) -> tuple[np.ndarray, np.ndarray]:
+        """One random chunk from the reservoir (refilled to ``reservoir_size`` first)."""
+        while len(self._res_x) < self.reservoir_size:
+            before = len(self._res_x)
+            self._add_one_file()
+            if len(self._res_x) == before and len(self.failed) >= len(self.files):
+                raise DataError(f"None of the {len(self.files)} training files could be decoded")
+            if len(self._res_x) >= self.reservoir_size or (not self._pending and not self._order and self._res_x):
+                break
+        j = int(self.rng.integers(len(self._res_x)))
+        self._res_x[j], self._res_x[-1] = self._res_x[-1], self._res_x[j]
+        self._res_y[j], self._res_y[-1] = self._res_y[-1], self._res_y[j]
+        return self._res_x.pop(), self._res_y.pop()
+
+    def batches(self, batch_size: int, n_batches: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for _ in range(n_batches):
+            xs, ys = zip(*(self.take() for _ in range(batch_size)), strict=True)
+            yield np.stack(xs), np.stack(ys)
+
+
+def load_fixed(files: list[str], labels: np.ndarray, cfg_json: str, *, executor=None, chunks_per_file: int = 1,
+               max_duration: float | None = 60.0, desc: str = "validation data") -> tuple[np.ndarray, np.ndarray, list]:
+    """Deterministic salient chunks of each file (no jitter) for validation; unreadable files are skipped."""
+    from tqdm.auto import tqdm
+
+    tasks = [(f, cfg_json, chunks_per_file, None, max_duration) for f in files]
+    results = executor.map(load_file_chunks, tasks, chunksize=4) if executor else map(load_file_chunks, tasks)
+    xs, ys, bad = [], [], []
+    for (f, y), (x, err) in tqdm(zip(zip(files, labels, strict=True), results, strict=False), total=len(files),
+                                 desc=desc, leave=False, disable=len(files) < 50):
+        if err is not None:
+            bad.append((f, err))
+            continue
+        xs.append(x)
+        ys.append(np.repeat(y[None, :], x.shape[0], axis=0))
+    if not xs:
+        return np.zeros((0,)), np.zeros((0, labels.shape[1]), np.float32), bad
+    return np.concatenate(xs), np.concatenate(ys), bad

@@ -1,0 +1,431 @@
+"""``train(TrainConfig)``: the DS-CNN training loop with QAT and linear-probe modes, resumable.
+
+Writes beside ``X.keras``: ``X_model_config.json``, ``X_labels.txt``, ``X_history.csv``, ``X_curves.png`` and
+``X_train_state.json`` (``X_qat*`` / ``X_probe*`` in those modes). Every file is written under a
+temporary name and renamed, so an interrupt (Ctrl-C) leaves the last good checkpoint and a resumable state.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.errors import ConfigError, DataError
+from edgeport.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+HISTORY_FIELDS = ("epoch", "loss", "roc_auc", "val_loss", "val_roc_auc", "learning_rate", "seconds")
+
+
+@dataclass
+class TrainResult:
+    """Where the outputs went and how training ended."""
+
+    paths: dict[str, Path]
+    class_names: list[str]
+    history: list[dict]
+    epochs_run: int
+    best_epoch: int
+    val_loss: float
+    val_roc_auc: float
+    seconds: float
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def model_path(self) -> Path:
+        return self.paths["model"]
+
+    @property
+    def config_path(self) -> Path:
+        return self.paths["config"]
+
+
+def output_paths(checkpoint: Path, suffix: str = "") -> dict[str, Path]:
+    """``X.keras`` -> the model and its side files (``suffix`` '_qat' / '_probe' for those modes)."""
+    checkpoint = Path(checkpoint)
+    stem = f"{checkpoint.stem}{suffix}"
+    d = checkpoint.parent
+    return {"model": d / f"{stem}.keras", "config": d / f"{stem}_model_config.json",
+            "labels": d / f"{stem}_labels.txt", "history": d / f"{stem}_history.csv",
+            "curves": d / f"{stem}_curves.png", "state": d / f"{stem}_train_state.json"}
+
+
+def set_seeds(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow/Keras and make TF ops deterministic."""
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    os.environ["TF_DETERMINISTIC_OPS"] = "1"
+    random.seed(seed)
+    np.random.seed(seed)
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except (AttributeError, RuntimeError) as e:  # older TF, or already configured
+        log.debug("op determinism not enabled: %s", e)
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Macro ROC-AUC over classes that have both positives and negatives (NaN if none has)."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y) > 0.5
+    cols = [c for c in range(y.shape[1]) if 0 < y[:, c].sum() < y.shape[0]] if y.size else []
+    if not cols:
+        return float("nan")
+    return float(np.mean([roc_auc_score(y[:, c], p[:, c]) for c in cols]))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_model_atomic(model, path: Path) -> None:
+    """Save ``.keras`` under a temporary name, then rename (no half-written checkpoint on interrupt)."""
+    tmp = path.with_name(f".{path.stem}.partial.keras")
+    model.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def write_history(rows: list[dict], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in HISTORY_FIELDS})
+    os.replace(tmp, path)
+
+
+def read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (float(v) if k != "epoch" else int(v)) if v not in ("", None) else float("nan")
+                 for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Loss and ROC-AUC per epoch (train and validation) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return
+    ep = [r["epoch"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, title in ((axes[0], "loss", "loss"), (axes[1], "roc_auc", "ROC-AUC")):
+        ax.plot(ep, [r[key] for r in rows], label="train")
+        ax.plot(ep, [r[f"val_{key}"] for r in rows], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.partial.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def recalibrate_batchnorm(model, batches) -> int:
+    """Re-estimate every BatchNorm's moving mean/variance as the plain average over ``batches``.
+
+    Short runs leave the moving statistics behind the weights (a constant output in inference mode);
+    this pass fixes them. Returns the number of batches used.
+    """
+    import keras
+
+    bns = [la for la in model._flatten_layers(include_self=False, recursive=True)
+           if isinstance(la, keras.layers.BatchNormalization) and la.trainable]
+    if not bns:
+        return 0
+    saved = [bn.momentum for bn in bns]
+    n = 0
+    try:
+        for xb in batches:
+            n += 1
+            for bn in bns:
+                bn.momentum = (n - 1) / n  # cumulative average: first batch replaces the old statistics
+            model(xb, training=True)
+    finally:
+        for bn, m in zip(bns, saved, strict=True):
+            bn.momentum = m
+    return n
+
+
+def make_train_step(logit_model, loss_fn, optimizer, train_vars, *, qat_kernels=None, mixed_precision=False):
+    """Compiled step (x, y, w) -> (loss, probabilities); with ``qat_kernels`` the forward pass uses INT8-grid
+    kernels (see edgeport.training.qat)."""
+    import contextlib
+
+    import tensorflow as tf
+
+    from edgeport.training.qat import quantized_kernels
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y, w):
+        ctx = quantized_kernels(qat_kernels) if qat_kernels else contextlib.nullcontext()
+        with tf.GradientTape() as tape:
+            with ctx:
+                logits = logit_model(x, training=True)
+                loss = loss_fn(y, logits, w)
+            scaled = optimizer.scale_loss(loss) if mixed_precision else loss
+        grads = tape.gradient(scaled, train_vars)
+        optimizer.apply(grads, train_vars)
+        return loss, tf.sigmoid(tf.cast(logits, tf.float32))
+
+    return step
+
+
+_PREDICT_FNS: dict[int, object] = {}
+
+
+def predict_logits(logit_model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Inference-mode logits in batches (one compiled function per model)."""
+    import tensorflow as tf
+
+    fn = _PREDICT_FNS.get(id(logit_model))
+    if fn is None or fn[0] is not logit_model:
+        fn = _PREDICT_FNS[id(logit_model)] = (logit_model, tf.function(lambda t: logit_model(t, training=False),
+                                                                       reduce_retracing=True))
+    fn = fn[1]
+    outs = [np.asarray(fn(tf.constant(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)]
+    return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0,), np.float32)
+
+
+def _evaluate(logit_model, x, y, loss_fn) -> tuple[float, float, np.ndarray]:
+    if len(x) == 0:
+        return float("nan"), float("nan"), np.zeros((0,))
+    logits = predict_logits(logit_model, x)
+    loss = float(loss_fn(y, logits))
+    p = 1.0 / (1.0 + np.exp(-logits))
+    return loss, roc_auc(y, p), p
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train (or QAT-fine-tune, or linear-probe) an audio classifier as ``cfg`` says. See module docstring."""
+    t_start = time.time()
+    mode = "qat" if cfg.qat else "probe" if cfg.linear_probe else "train"
+    suffix = {"train": "", "qat": "_qat", "probe": "_probe"}[mode]
+    out = output_paths(cfg.checkpoint, suffix)
+    out["model"].parent.mkdir(parents=True, exist_ok=True)
+
+    from edgeport.families.audio.frontends import npu_problems
+    from edgeport.families.audio.loading import load_trained_model
+    from edgeport.families.audio.model_config import AudioModelConfig
+    from edgeport.training.data import scan_dataset
+
+    base_model = base_mcfg = None
+    if mode != "train":
+        if not cfg.checkpoint.is_file():
+            what = "QAT fine-tunes a trained model" if mode == "qat" else "Linear probing needs a pretrained model"
+            raise ConfigError(f"{what}, and {cfg.checkpoint} does not exist: train without --"
+                              f"{'qat' if mode == 'qat' else 'linear-probe'} first (QAT from random weights "
+                              "does not converge)")
+    # data first: bad folders fail before TensorFlow is imported
+    ds = scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
+    set_seeds(cfg.seed)
+    import keras
+    import tensorflow as tf
+
+    if mode != "train":
+        base_model, base_mcfg = load_trained_model(cfg.checkpoint)
+        if mode == "qat" and list(base_mcfg.class_names) != ds.class_names:
+            raise DataError(f"QAT needs the classes the model was trained on ({len(base_mcfg.class_names)}: "
+                            f"{list(base_mcfg.class_names)[:5]}...), the folder has {ds.class_names[:5]}...: "
+                            "use --linear-probe to adapt to a new class set first")
+    if mode == "train":
+        mcfg = AudioModelConfig(**cfg.model_config_kwargs(), num_classes=len(ds.class_names),
+                                class_names=tuple(ds.class_names))
+    elif mode == "qat":
+        mcfg = base_mcfg
+    else:
+        mcfg = base_mcfg.replace(num_classes=len(ds.class_names), class_names=tuple(ds.class_names))
+    for p in npu_problems(mcfg):
+        log.warning("NPU readiness: %s", p)
+
+    prev_policy = keras.config.dtype_policy()
+    if cfg.mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    holder: list = [None]
+    try:
+        return _run(cfg, mode, out, ds, mcfg, base_model, holder, t_start, keras, tf)
+    finally:
+        if cfg.mixed_precision:
+            keras.config.set_dtype_policy(prev_policy)
+        if holder[0] is not None:
+            holder[0].shutdown(wait=True, cancel_futures=True)
+
+
+def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, tf) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    from edgeport.audio.augment import mixup, spec_augment
+    from edgeport.families.audio.dscnn import build_model
+    from edgeport.families.audio.loading import load_keras_model
+    from edgeport.families.audio.model_config import LOGITS_LAYER, write_model_config
+    from edgeport.training import data as D
+    from edgeport.training.losses import cosine_schedule, make_loss, make_optimizer
+    from edgeport.training.qat import freeze_batchnorm, quantizable_kernels
+    from edgeport.training.probe import build_probe_model
+
+    # ------------------------------------------------------------------ data split
+    tr_idx, va_idx = D.split_dataset(ds, cfg.val_split, cfg.seed)
+    train_ds = ds.subset(tr_idx)
+    train_ds = train_ds.subset(D.upsample_indices(train_ds.folder_of, cfg.upsample_ratio, cfg.seed))
+    val_ds = ds.subset(va_idx)
+    cw = D.class_weights(train_ds.labels) if cfg.class_weights else None
+    steps = cfg.steps_per_epoch or max(1, math.ceil(len(train_ds) / cfg.batch_size))
+    log.info("%d classes, %d training files (%d after upsampling), %d validation files, %d steps/epoch",
+             len(ds.class_names), len(tr_idx), len(train_ds), len(val_ds), steps)
+
+    # ------------------------------------------------------------------ model
+    state = None
+    if cfg.resume:
+        if out["state"].is_file() and out["model"].is_file():
+            state = json.loads(out["state"].read_text())
+        else:
+            log.warning("--resume: no %s with its state file yet; starting from scratch", out["model"].name)
+    if state is not None:
+        model = load_keras_model(out["model"])
+        if mode == "qat":
+            freeze_batchnorm(model)
+    elif mode == "train":
+        model = build_model(mcfg)
+    elif mode == "qat":
+        model = base_model
+        freeze_batchnorm(model)
+    else:
+        model = build_probe_model(base_model, len(ds.class_names), dropout=mcfg.dropout)
+    logit_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+    train_vars = model.trainable_variables
+    qat_kernels = [(v, k) for v, k in quantizable_kernels(model) if v.trainable] if mode == "qat" else None
+
+    total_steps = cfg.epochs * steps
+    schedule = cosine_schedule(cfg.learning_rate, total_steps)
+    opt = make_optimizer(cfg.optimizer, schedule, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+                         mixed_precision=cfg.mixed_precision)
+    opt.build(train_vars)
+    start_epoch, best_loss, best_epoch, wait = 0, float("inf"), 0, 0
+    history: list[dict] = []
+    if state is not None:
+        start_epoch = int(state["epoch"])
+        opt.iterations.assign(int(state["step"]))
+        best_loss = float(state.get("best_val_loss", float("inf")))
+        best_epoch = int(state.get("best_epoch", start_epoch))
+        wait = int(state.get("wait", 0))
+        history = [r for r in read_history(out["history"]) if r["epoch"] <= start_epoch]
+        log.info("Resuming at epoch %d, step %d, learning rate %.3g (cosine over %d steps)", start_epoch,
+                 int(state["step"]), float(schedule(int(state["step"]))), total_steps)
+
+    loss_name = "focal" if cfg.loss == "focal" else "bce"
+    loss_fn = make_loss(loss_name, label_smoothing=cfg.label_smoothing, focal_gamma=cfg.focal_gamma)
+    eval_loss = make_loss(loss_name, label_smoothing=0.0, focal_gamma=cfg.focal_gamma)
+    step_fn = make_train_step(logit_model, loss_fn, opt, train_vars, qat_kernels=qat_kernels,
+                              mixed_precision=cfg.mixed_precision)
+
+    # write side files that do not change during training
+    write_model_config(mcfg, out["config"])
+    _atomic_write_text(out["labels"], "\n".join(ds.class_names) + "\n")
+
+    # ------------------------------------------------------------------ data pipeline
+    cfg_json = json.dumps(mcfg.to_dict())
+    executor_holder[0] = executor = D.make_executor(cfg.num_workers)
+    val_x, val_y, val_bad = D.load_fixed(val_ds.files, val_ds.labels, cfg_json, executor=executor,
+                                         chunks_per_file=cfg.max_chunks_per_file, max_duration=cfg.max_duration)
+    stream = D.ChunkStream(train_ds.files, train_ds.labels, cfg_json, executor=executor,
+                           seed=cfg.seed + start_epoch, max_chunks_per_file=cfg.max_chunks_per_file,
+                           max_duration=cfg.max_duration, reservoir_size=cfg.reservoir_size)
+    aug_rng = np.random.default_rng(cfg.seed + 7919 * (start_epoch + 1))
+    is_spec = len(mcfg.input_shape) == 3
+
+    def write_state(epoch, *, completed=False, interrupted=False):
+        s = {"epoch": epoch, "step": int(opt.iterations.numpy()), "epochs_total": cfg.epochs,
+             "steps_per_epoch": steps, "learning_rate": float(schedule(int(opt.iterations.numpy()))),
+             "best_val_loss": best_loss, "best_epoch": best_epoch, "wait": wait, "mode": mode,
+             "completed": completed, "interrupted": interrupted, "seed": cfg.seed,
+             "model": out["model"].name}
+        _atomic_write_text(out["state"], json.dumps(s, indent=2) + "\n")
+
+    epoch = start_epoch
+    stopped_early = False
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            t0 = time.time()
+            lr_now = float(schedule(int(opt.iterations.numpy())))
+            bar = tqdm(stream.batches(cfg.batch_size, steps), total=steps, desc=f"epoch {epoch}/{cfg.epochs}",
+                       disable=not cfg.progress, leave=False)
+            losses, ys, ps = [], [], []
+            for i, (xb, yb) in enumerate(bar):
+                xb, yb = mixup(xb, yb, aug_rng, alpha=cfg.mixup_alpha, probability=cfg.mixup_probability)
+                if cfg.spec_augment and is_spec:
+                    xb = spec_augment(xb, aug_rng, freq_mask_max=cfg.freq_mask_max, time_mask_max=cfg.time_mask_max)
+                wb = D.sample_weights(yb, cw)
+                loss, p = step_fn(tf.constant(xb), tf.constant(yb), tf.constant(wb))
+                losses.append(float(loss))
+                ys.append(yb)
+                ps.append(np.asarray(p))
+                if i % 5 == 4 or i == steps - 1:
+                    bar.set_postfix(loss=f"{np.mean(losses):.4f}",
+                                    roc_auc=f"{roc_auc(np.concatenate(ys), np.concatenate(ps)):.3f}")
+            tr_auc = roc_auc(np.concatenate(ys), np.concatenate(ps))
+            val_loss, val_auc, _ = _evaluate(logit_model, val_x, val_y, eval_loss)
+            monitor = val_loss if not math.isnan(val_loss) else float(np.mean(losses))
+            row = {"epoch": epoch, "loss": float(np.mean(losses)), "roc_auc": tr_auc, "val_loss": val_loss,
+                   "val_roc_auc": val_auc, "learning_rate": lr_now, "seconds": time.time() - t0}
+            history.append(row)
+            log.info("epoch %d/%d  loss %.4f  roc_auc %.3f  val_loss %.4f  val_roc_auc %.3f  lr %.2e  %.1fs",
+                     epoch, cfg.epochs, row["loss"], tr_auc, val_loss, val_auc, lr_now, row["seconds"])
+            if monitor < best_loss:
+                best_loss, best_epoch, wait = monitor, epoch, 0
+                save_model_atomic(model, out["model"])
+            else:
+                wait += 1
+            write_history(history, out["history"])
+            write_state(epoch)
+            if wait >= cfg.patience:
+                log.info("Early stopping: no improvement for %d epochs (best epoch %d)", wait, best_epoch)
+                stopped_early = True
+                break
+    except KeyboardInterrupt:
+        if not out["model"].is_file():
+            save_model_atomic(model, out["model"])
+        write_history(history, out["history"])
+        write_state(epoch - 1 if epoch > start_epoch else start_epoch, interrupted=True)
+        log.warning("Interrupted: %s and %s are usable; continue with --resume", out["model"], out["state"])
+        raise
+
+    # ------------------------------------------------------------------ finish: best weights, BN statistics
+    if out["model"].is_file() and best_epoch != epoch:
+        model.set_weights(load_keras_model(out["model"]).get_weights())
+    if mode == "train" and cfg.bn_recalibration_batches > 0:
+        batches = (xb for xb, _ in stream.batches(cfg.batch_size, cfg.bn_recalibration_batches))
+        n = recalibrate_batchnorm(model, batches)
+        log.info("Re-estimated BatchNorm statistics on %d batches", n)
+    val_loss, val_auc, _ = _evaluate(logit_model, val_x, val_y, eval_loss)
+    save_model_atomic(model, out["model"])
+    write_history(history, out["history"])
+    plot_curves(history, out["curves"])
+    write_state(epoch, completed=True)
+    skipped = list(ds.skipped) + val_bad + [(f, e) for f, e in stream.failed.items()]
+    log.info("Saved %s (val_loss %.4f, val ROC-AUC %.3f) in %.0f s", out["model"], val_loss, val_auc,
+             time.time() - t_start)
+    return TrainResult(paths=out, class_names=list(ds.class_names), history=history, epochs_run=epoch,
+                       best_epoch=best_epoch, val_loss=val_loss, val_roc_auc=val_auc,
+                       seconds=time.time() - t_start, skipped_files=skipped, stopped_early=stopped_early)
