@@ -15,6 +15,7 @@ from edgeport.errors import EdgeportError
 COMMANDS = {
     "export": "edgeport.cli.export",
     "demo": "edgeport.cli.demo",
+    "train": "edgeport.cli.train",
 }
 
 

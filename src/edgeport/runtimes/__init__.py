@@ -15,6 +15,7 @@ RUNTIMES.register("torch", "edgeport.runtimes.torch:TorchRunner")
 RUNTIMES.register("onnxruntime", "edgeport.runtimes.onnxruntime:OrtRunner")
 RUNTIMES.register("litert", "edgeport.runtimes.litert:LiteRTRunner")
 RUNTIMES.register("tf", "edgeport.runtimes.tf:SavedModelRunner")
+RUNTIMES.register("keras", "edgeport.runtimes.keras:KerasRunner")
 
 
 def runner_class(name: str) -> type[Runner]:

@@ -1,0 +1,57 @@
+"""Tiny synthetic audio and one tiny trained DS-CNN shared by the training tests (session scope)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: Small enough for seconds per model: 16 kHz, 0.5 s chunks, 32 frames, 136 STFT bins, alpha 0.25.
+TINY = dict(sample_rate=16000, chunk_duration=0.5, spec_width=32, fft_length=256, num_mels=16, alpha=0.25,
+            embeddings_size=16, batch_size=8, num_workers=0, progress=False, max_chunks_per_file=2,
+            bn_recalibration_batches=4, dropout=0.1, learning_rate=3e-3, reservoir_size=64)
+
+
+def tiny_config(data, ckpt, **kw):
+    from edgeport.training.config import TrainConfig
+
+    return TrainConfig(data_path_train=str(data), checkpoint_path=str(ckpt), **{**TINY, **kw})
+
+
+@pytest.fixture(scope="session")
+def make_config():
+    """``make_config(data, checkpoint, **overrides)`` -> a tiny TrainConfig."""
+    return tiny_config
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """3 species (20 files each) + noise (10) of 1 s clips, easy difficulty."""
+    from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
+
+    root = tmp_path_factory.mktemp("tiny_audio")
+    generate_dataset(root, SyntheticSpec(n_species=3, files_per_class=20, noise_files=10, duration=1.0,
+                                         sample_rate=16000, difficulty=0.0, snr_db=(5.0, 20.0)), seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory):
+    """3 species x 3 files + noise x 2: for runs of a step or two."""
+    from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
+
+    root = tmp_path_factory.mktemp("small_audio")
+    generate_dataset(root, SyntheticSpec(n_species=3, files_per_class=3, noise_files=2, duration=0.6,
+                                         sample_rate=16000, difficulty=0.0), seed=4)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data):
+    """One tiny DS-CNN trained for a few epochs (the session's shared model)."""
+    from edgeport.training.trainer import train
+
+    ckpt = tmp_path_factory.mktemp("tiny_run") / "tiny.keras"
+    return train(tiny_config(tiny_data, ckpt, epochs=8, seed=1))
