@@ -172,3 +172,13 @@ def test_two_input_model_takes_dict_feeds():
     np.testing.assert_allclose(res.file_scores[0], (2 * a).mean(axis=0), rtol=1e-6)
     with pytest.raises(ConfigError, match="as a dict by name"):
         evaluate_runner(r, [("f", [1, 0], a, None)], ["x", "y"], progress=False)
+
+
+def test_chunk_times_from_starts():
+    from edgeport.evaluation import chunk_times_from_starts
+
+    # 10 s file at 100 Hz, 3 s chunks every 1.5 s, last chunk moved back to cover the tail
+    got = chunk_times_from_starts([0, 150, 300, 450, 600, 700], 300, 1000, 100)
+    np.testing.assert_allclose(got[:, 0], [0, 1.5, 3, 4.5, 6, 7])
+    np.testing.assert_allclose(got[:, 1], [3, 4.5, 6, 7.5, 9, 10])
+    np.testing.assert_allclose(chunk_times_from_starts([0], 300, 120, 100), [[0.0, 1.2]])  # short file, padded

@@ -163,3 +163,15 @@ def test_degenerate_inputs():
         M.check_inputs([[1, 0]], [[np.nan, 0.2]])
     with pytest.raises(DataError, match="must both be"):
         M.check_inputs([[1, 0]], [[0.1, 0.2, 0.3]])
+
+
+def test_bootstrap_without_ties_matches_explicit_resamples():
+    rng = np.random.default_rng(11)
+    y = (rng.random((120, 3)) < 0.2).astype(int)
+    s = rng.random((120, 3))  # continuous: no ties (the fast path)
+    got = M.bootstrap_ap_ci(y, s, n_boot=60, seed=5, ci=0.9)
+    r = np.random.default_rng(5)
+    aps = np.array([[skm.average_precision_score(y[i, c], s[i, c]) for c in range(3)]
+                    for i in (r.integers(0, 120, 120) for _ in range(60))])
+    np.testing.assert_allclose(got["ci_low"], np.percentile(aps, 5, axis=0), atol=1e-12)
+    np.testing.assert_allclose(got["ci_high"], np.percentile(aps, 95, axis=0), atol=1e-12)

@@ -5,7 +5,15 @@ chunk_times)`` items and ``evaluate_runner`` does the rest. Report writing (matp
 only when used: ``from edgeport.evaluation.report import write_reports``.
 """
 
-from edgeport.evaluation.evaluate import HEADLINE, EvaluationResult, evaluate_runner, evaluate_scores, pick_output, sigmoid
+from edgeport.evaluation.evaluate import (
+    HEADLINE,
+    EvaluationResult,
+    chunk_times_from_starts,
+    evaluate_runner,
+    evaluate_scores,
+    pick_output,
+    sigmoid,
+)
 from edgeport.evaluation.metrics import multilabel_metrics
 from edgeport.evaluation.pooling import DEFAULT_LME_SHARPNESS, POOLINGS, pool_scores
 
@@ -14,6 +22,7 @@ __all__ = [
     "HEADLINE",
     "POOLINGS",
     "EvaluationResult",
+    "chunk_times_from_starts",
     "evaluate_runner",
     "evaluate_scores",
     "multilabel_metrics",

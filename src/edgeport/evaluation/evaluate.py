@@ -78,6 +78,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
 
 
+def chunk_times_from_starts(starts, chunk_samples: int, n_samples: int, sample_rate: int) -> np.ndarray:
+    """(n_chunks, 2) start/end seconds of chunks beginning at sample ``starts``; an end never passes the
+    file's last sample (a short file padded to one chunk ends where its audio ends)."""
+    s = np.asarray(starts, dtype=np.float64).reshape(-1)
+    end = np.minimum(s + chunk_samples, max(int(n_samples), 0))
+    return np.stack([s, np.maximum(end, s)], axis=1) / float(sample_rate)
+
+
 def _times(t, n: int, file_id: str) -> np.ndarray:
     if t is None:
         return np.full((n, 2), np.nan)
@@ -328,4 +336,4 @@ def evaluate_runner(
     )
 
 
-__all__ = ["HEADLINE", "EvaluationResult", "evaluate_runner", "evaluate_scores", "pick_output", "sigmoid"]
+__all__ = ["HEADLINE", "EvaluationResult", "chunk_times_from_starts", "evaluate_runner", "evaluate_scores", "pick_output", "sigmoid"]

@@ -110,6 +110,22 @@ def _ap_columns(y: np.ndarray, s: np.ndarray) -> np.ndarray:
         return np.where(sw.n_pos > 0, contrib.sum(axis=0) / sw.n_pos, np.nan)
 
 
+def _ap_weighted(ys: np.ndarray, end: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """AP per column of rows already sorted by score (``ys``, group ends ``end``), row ``i`` counted
+    ``w[i]`` times: the AP of the data set in which each row is repeated that often."""
+    wy = w * ys
+    tp = np.cumsum(wy, axis=0)
+    predicted = np.cumsum(w, axis=0)
+    if end.all():  # no ties: each row is its own threshold
+        gain = wy
+    else:
+        tp_last = np.maximum.accumulate(np.where(end, tp, 0.0), axis=0)
+        gain = np.where(end, tp - np.vstack([np.zeros((1, ys.shape[1])), tp_last[:-1]]), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        contrib = np.where(gain > 0, gain * tp / predicted, 0.0)
+        return np.where(tp[-1] > 0, contrib.sum(axis=0) / tp[-1], np.nan)
+
+
 def _auc_columns(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """ROC-AUC of each column (NaN where a column lacks positives or negatives); ties count one half."""
     sw = _sweep(y, s)
@@ -302,6 +318,12 @@ def bootstrap_ap_ci(y_true, y_score, *, n_boot: int = 1000, ci: float = 0.95, se
         raise DataError(f"ci must be in (0, 1), got {ci}")
     n, C = y.shape
     rng = np.random.default_rng(seed)
+    # a resample is the original rows weighted by how often each was drawn: sort once, reweight each time
+    order = np.argsort(-s, axis=0, kind="stable")
+    ss = np.take_along_axis(s, order, axis=0)
+    ys = np.take_along_axis(y, order, axis=0)
+    end = np.ones(ss.shape, dtype=bool)
+    end[:-1] = ss[:-1] != ss[1:]
     boots = np.empty((n_boot, C))
     it = range(n_boot)
     if progress:
@@ -309,8 +331,8 @@ def bootstrap_ap_ci(y_true, y_score, *, n_boot: int = 1000, ci: float = 0.95, se
 
         it = tqdm(it, desc="bootstrap AP", unit="resample", leave=False)
     for b in it:
-        idx = rng.integers(0, n, size=n)
-        boots[b] = _ap_columns(y[idx], s[idx])
+        counts = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
+        boots[b] = _ap_weighted(ys, end, counts[order])
     valid = np.isfinite(boots)
     n_valid = valid.sum(axis=0)
     lo_q, hi_q = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2

@@ -248,7 +248,11 @@ def render_html(result: EvaluationResult, images: dict[str, bytes] | None = None
         for name, png in (images or {}).items()
     )
     eer = m["det"].get("eer")
-    info = "".join(f"<li>{html.escape(str(k))}: <code>{html.escape(str(v))}</code></li>" for k, v in d["info"].items())
+    info = "".join(
+        f"<li>{html.escape(str(k))}: <code>"
+        + html.escape(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)) + "</code></li>"
+        for k, v in d["info"].items()
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgeport evaluation: {title}</title>
 <style>{_CSS}</style></head><body>
