@@ -222,7 +222,8 @@ class ChunkStream:
             raise DataError("No training files left after the validation split")
         self.files, self.labels, self.cfg_json = list(files), labels, cfg_json
         self.executor = executor
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed)            # reservoir draws
+        self.order_rng = np.random.default_rng(seed + 1)  # file order: separate, prefetch depth must not matter
         self.seed = seed
         self.k = max(1, int(max_chunks_per_file))
         self.max_duration = max_duration
@@ -243,7 +244,7 @@ class ChunkStream:
             alive = [i for i in range(len(self.files)) if self.files[i] not in self.failed]
             if not alive:
                 raise DataError(f"None of the {len(self.files)} training files could be decoded")
-            self._order.extend(self.rng.permutation(alive).tolist())
+            self._order.extend(self.order_rng.permutation(alive).tolist())
         return self._order.popleft()
 
     def _submit(self) -> None:
