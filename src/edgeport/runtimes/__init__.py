@@ -28,4 +28,11 @@ def open_runner(name: str, path: Path, **kwargs) -> Runner:
     return runner_class(name).open(Path(path), **kwargs)
 
 
-__all__ = ["RUNTIMES", "Runner", "open_runner", "runner_class"]
+def io_dtypes(runner: Runner) -> dict[str, dict[str, str]]:
+    """Input and output dtypes of a loaded artifact, by name (float I/O is checked on quantized artifacts)."""
+    inputs = getattr(runner, "input_dtypes", None) or {t.name: t.dtype for t in runner.inputs}
+    outputs = getattr(runner, "output_dtypes", None) or {}
+    return {"inputs": dict(inputs), "outputs": dict(outputs)}
+
+
+__all__ = ["RUNTIMES", "Runner", "io_dtypes", "open_runner", "runner_class"]

@@ -1,0 +1,522 @@
+"""ONNX artifacts: FP32, FP16 (fragile parts kept FP32), INT8 dynamic and INT8 static QDQ.
+
+Every precision starts from one FP32 graph (``source_onnx``): torch sources go through the dynamo exporter
+with names kept and a dynamic batch. The FP16 and INT8 steps then work on that graph, keeping in FP32 the
+nodes of ``handle.keep_float`` modules (mapped through the exporter's module-path metadata).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.errors import ConversionError, MissingDependencyError, UnsupportedFormatError
+from edgeport.exporters import _torch_compat
+from edgeport.exporters.base import ExportOptions, FormatSpec
+from edgeport.sources.base import ModelHandle
+
+log = logging.getLogger(__name__)
+
+#: Op types kept in FP32 in the FP16 artifact (SPEC §2: LayerNormalization and softmax-style reductions).
+FP16_FRAGILE_OPS = ("LayerNormalization", "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceL2", "Pow",
+                    "Sqrt", "Reciprocal")
+#: Trigonometric ops: their argument is the raw input scaled, which FP16 rounds coarsely (0.125 deg at 180).
+TRIG_OPS = ("Sin", "Cos", "Tan", "Atan", "Asin", "Acos")
+#: Op types the static QDQ quantizer touches by default: compute ops only (measured: quantizing every op of a
+#: geo model, raw coordinates included, costs 0.31 max diff; Gemm/MatMul only 0.055).
+STATIC_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportOptions) -> dict:
+    """Write the ONNX artifact for ``fmt`` at ``path``; return manifest notes."""
+    onnx = _import_onnx()
+    path = Path(path)
+    t0 = time.perf_counter()
+    notes: dict = {"format": fmt.name, "opset": options.opset, "versions": _versions()}
+    model = source_onnx(handle, options, notes)
+    try:
+        if fmt.precision == "fp32":
+            out = model
+        elif fmt.precision == "fp16":
+            out = to_fp16(model, handle, options, notes)
+        elif fmt.precision == "int8_dynamic":
+            out = to_int8_dynamic(model, handle, options, notes)
+        elif fmt.precision == "int8_static":
+            out = to_int8_static(model, handle, options, notes)
+        else:
+            raise UnsupportedFormatError(f"ONNX exporter has no precision '{fmt.precision}' (format {fmt.name})")
+        _check_io(out, handle, fp16_io=(fmt.precision == "fp16" and options.fp16_io))
+        onnx.save_model(out, str(path))
+    except BaseException:
+        _remove(path)
+        raise
+    notes["dynamic_batch"] = True
+    notes["fixed_batch"] = None
+    notes["seconds"] = round(time.perf_counter() - t0, 3)
+    return notes
+
+
+# ----------------------------------------------------------------------------------------------- source
+
+
+def source_onnx(handle: ModelHandle, options: ExportOptions, notes: dict | None = None):
+    """The FP32 ONNX graph of a handle (dispatch on the framework)."""
+    notes = notes if notes is not None else {}
+    if handle.framework == "torch":
+        t0 = time.perf_counter()
+        model = _torch_compat.torch_to_onnx_proto(handle, opset=options.opset)
+        notes["route"] = "torch.onnx.export(dynamo=True)"
+        notes["export_seconds"] = round(time.perf_counter() - t0, 3)
+        return model
+    raise UnsupportedFormatError(
+        f"ONNX export from a '{handle.framework}' source is not implemented yet; supported: torch"
+    )
+
+
+# ----------------------------------------------------------------------------------------------- graph helpers
+
+
+def keep_float_nodes(model, module_paths: Iterable[str]) -> list[str]:
+    """Names of the nodes created inside any of ``module_paths`` (dynamo name-scope metadata). When a path
+    matches no node (metadata absent), fall back to the input-side chain that feeds trigonometric ops."""
+    # the exporter wraps handle.model as the attribute "model" of an output-ordering module
+    paths = [f"{_torch_compat.WRAPPED_ATTR}.{p}" for p in module_paths if p]
+    if not paths:
+        return []
+    names = []
+    for node in model.graph.node:
+        scopes = _torch_compat.node_scopes(node)
+        if any(p in scopes for p in paths):
+            names.append(node.name)
+    if not names:
+        names = trig_chain_nodes(model)
+        if names:
+            log.warning("keep_float %s matched no node by module path; keeping the %d nodes that feed "
+                        "trigonometric ops in float instead", paths, len(names))
+        else:
+            log.warning("keep_float %s matched no ONNX node; nothing is kept float for it", paths)
+    return names
+
+
+def trig_chain_nodes(model) -> list[str]:
+    """Trig nodes and every node between the graph inputs and them (the input encoding)."""
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    from_input = set(i.name for i in graph.input)
+    # tensors that depend on a graph input
+    dep_nodes = set()
+    for n in graph.node:  # nodes are topologically sorted in a valid ONNX graph
+        if any(i in from_input for i in n.input):
+            dep_nodes.add(n.name)
+            from_input.update(n.output)
+    keep: set[str] = set()
+    stack = [n for n in graph.node if n.op_type in TRIG_OPS]
+    while stack:
+        n = stack.pop()
+        if n.name in keep:
+            continue
+        keep.add(n.name)
+        for i in n.input:
+            p = producer.get(i)
+            if p is not None and p.name in dep_nodes:
+                stack.append(p)
+    return [n.name for n in graph.node if n.name in keep]
+
+
+def unshare_initializers(model) -> int:
+    """Give every consumer of a shared initializer its own copy (the exporters de-duplicate identical
+    initializers, and the FP16 converter then casts one copy for an FP32 node and an FP16 node alike).
+    Returns the number of copies made."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    seen: dict[str, int] = {}
+    copies = 0
+    for node in _all_nodes(graph):
+        for k, name in enumerate(node.input):
+            if name not in inits:
+                continue
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] == 1:
+                continue
+            new_name = f"{name}__copy{seen[name] - 1}"
+            t = numpy_helper.from_array(numpy_helper.to_array(inits[name]), new_name)
+            graph.initializer.append(t)
+            node.input[k] = new_name
+            copies += 1
+    return copies
+
+
+def _all_nodes(graph):
+    yield from graph.node
+
+
+def force_output_types(model, elem_type: int) -> list[str]:
+    """Cast graph outputs to ``elem_type`` where the converter left another float type (onnxconverter-common
+    returns FP16 outputs when the producing node is block-listed, despite keep_io_types)."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    fixed = []
+    floats = (TensorProto.FLOAT, TensorProto.FLOAT16)
+    for out in graph.output:
+        cur = out.type.tensor_type.elem_type
+        if cur == elem_type or cur not in floats:
+            continue
+        inner = f"{out.name}__pre_cast"
+        for node in graph.node:
+            for k, o in enumerate(node.output):
+                if o == out.name:
+                    node.output[k] = inner
+            for k, i in enumerate(node.input):
+                if i == out.name:
+                    node.input[k] = inner
+        graph.node.append(helper.make_node("Cast", [inner], [out.name], to=elem_type, name=f"{out.name}__cast"))
+        out.type.tensor_type.elem_type = elem_type
+        fixed.append(out.name)
+    return fixed
+
+
+def fold_cast_roundtrips(model) -> int:
+    """Remove ``Cast(to=FP16) -> Cast(to=FP32)`` pairs between two FP32 nodes. onnxconverter-common 1.16 casts
+    the output of every block-listed node to FP16 and back even when its consumer is block-listed too, which
+    rounds e.g. the angle fed to Sin/Cos and defeats the block list. Returns the pairs removed."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in graph.output}
+
+    def cast_to(n) -> int | None:
+        if n.op_type != "Cast":
+            return None
+        return next((helper.get_attribute_value(a) for a in n.attribute if a.name == "to"), None)
+
+    removed: set[int] = set()
+    rename: dict[str, str] = {}
+    count = 0
+    for a in graph.node:
+        if cast_to(a) != TensorProto.FLOAT16:
+            continue
+        users = consumers.get(a.output[0], [])
+        back = [u for u in users if cast_to(u) == TensorProto.FLOAT]
+        for u in back:
+            if u.output[0] in outputs:  # keep the graph output's Cast, fed straight from the FP32 tensor
+                u.input[0] = a.input[0]
+                count += 1
+                continue
+            rename[u.output[0]] = a.input[0]
+            removed.add(id(u))
+            count += 1
+        users = [u for u in users if a.output[0] in u.input]
+        if a.output[0] not in outputs and all(id(u) in removed for u in users):
+            removed.add(id(a))
+    if not count:
+        return 0
+    keep = [n for n in graph.node if id(n) not in removed]
+    for n in keep:
+        for k, i in enumerate(n.input):
+            while i in rename:
+                i = rename[i]
+            n.input[k] = i
+    del graph.node[:]
+    graph.node.extend(keep)
+    return count
+
+
+def _float_type_of(value_info) -> int:
+    return value_info.type.tensor_type.elem_type
+
+
+# ----------------------------------------------------------------------------------------------- FP16
+
+
+def to_fp16(model, handle: ModelHandle, options: ExportOptions, notes: dict):
+    """FP16 weights and activations; keep_float modules and fragile ops stay FP32; FP32 I/O unless fp16_io."""
+    kept = keep_float_nodes(model, handle.keep_float)
+    # trig ops fed by raw inputs stay FP32 even without keep_float (measured on a geo-like model: rounding the
+    # angle to FP16 costs 0.0062 max diff; kept FP32, 0.00065)
+    trig = [n for n in trig_chain_nodes(model) if n not in set(kept)]
+    out, info = convert_fp16(model, keep_nodes=kept + trig, block_ops=FP16_FRAGILE_OPS, fp16_io=options.fp16_io)
+    notes.update(info)
+    notes["trig_nodes_kept_fp32"] = len(trig)
+    notes["keep_float_modules"] = list(handle.keep_float)
+    return out
+
+
+def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[str] = (), fp16_io: bool = False):
+    """The FP16 conversion with explicit choices (the benchmark calls this to measure each choice)."""
+    try:
+        from onnxconverter_common import float16
+    except ImportError:
+        raise MissingDependencyError("onnxconverter-common", "ONNX FP16 export", "onnx") from None
+    from onnx import TensorProto
+
+    m = _copy(model)
+    del m.graph.value_info[:]
+    copies = unshare_initializers(m)
+    block_ops = list(block_ops)
+    keep_nodes = list(keep_nodes)
+    fragile = [n.name for n in m.graph.node if n.op_type in block_ops]
+    block = sorted(set(keep_nodes) | set(fragile))
+    try:
+        with _torch_compat.quiet():
+            out = float16.convert_float_to_float16(
+                m,
+                keep_io_types=not fp16_io,
+                node_block_list=block,
+                op_block_list=[],  # the converter's default list holds ops ORT runs in FP16 fine; we choose
+                disable_shape_infer=False,
+            )
+    except Exception as e:  # noqa: BLE001 - converter failure -> one clear line
+        raise ConversionError(f"FP16 conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+    want = TensorProto.FLOAT16 if fp16_io else TensorProto.FLOAT
+    casted = force_output_types(out, want)
+    folded = fold_cast_roundtrips(out)
+    info = {
+        "route": "torch.onnx.export(dynamo=True) + onnxconverter-common float16",
+        "fp16_io": fp16_io,
+        "nodes_kept_fp32": block,
+        "ops_kept_fp32": sorted({n.op_type for n in m.graph.node if n.name in set(block)}),
+        "initializers_unshared": copies,
+        "outputs_recast": casted,
+        "fp16_roundtrips_removed": folded,
+    }
+    return out, info
+
+
+# ----------------------------------------------------------------------------------------------- INT8
+
+
+def _clean_for_quant(model):
+    """Drop stale value_info (dynamo's shapes made ORT quantization fail with ShapeInferenceError) and
+    re-infer shapes."""
+    import onnx
+
+    m = _copy(model)
+    del m.graph.value_info[:]
+    try:
+        m = onnx.shape_inference.infer_shapes(m, strict_mode=False)
+    except Exception as e:  # noqa: BLE001 - shape inference is an aid, the quantizer re-infers
+        log.info("shape inference before quantization skipped: %s", e)
+    return m
+
+
+def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: dict):
+    """INT8 weights, activations quantized at run time (ONNX Runtime ``quantize_dynamic``, QInt8)."""
+    quant = _import_ort_quant()
+    import onnx
+
+    m = _clean_for_quant(model)
+    m = gemm_to_matmul(m)
+    kept = keep_float_nodes(m, handle.keep_float)
+    with tempfile.TemporaryDirectory(dir=options.work_dir) as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save_model(m, str(src))
+        try:
+            with _torch_compat.quiet():
+                quant.quantize_dynamic(
+                    str(src), str(dst), weight_type=quant.QuantType.QInt8, per_channel=not options.per_tensor,
+                    reduce_range=True,  # x86 u8*s8 kernels saturate int16 sums with full-range QInt8 weights
+                    nodes_to_exclude=kept or None,
+                )
+        except Exception as e:  # noqa: BLE001
+            raise ConversionError(f"ONNX Runtime dynamic quantization failed: {type(e).__name__}: {_line(e)}") from e
+        out = onnx.load_model(str(dst))
+    notes.update({
+        "route": "torch.onnx.export(dynamo=True) + onnxruntime quantize_dynamic (QInt8)",
+        "per_channel": not options.per_tensor,
+        "nodes_kept_float": kept,
+        "keep_float_modules": list(handle.keep_float),
+        "quantized_nodes": sum(1 for n in out.graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeLinear",
+                                                                            "ConvInteger", "DynamicQuantizeMatMul")),
+    })
+    return out
+
+
+def gemm_to_matmul(model):
+    """Rewrite ``Gemm(A, B, C)`` (alpha = beta = 1, transA = 0) as ``MatMul + Add``: ONNX Runtime's dynamic
+    quantizer handles MatMul but leaves Gemm in FP32, and the dynamo exporter emits Gemm for nn.Linear."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    new_nodes = []
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0
+                or attrs.get("beta", 1.0) != 1.0):
+            new_nodes.append(node)
+            continue
+        a, b = node.input[0], node.input[1]
+        if attrs.get("transB", 0):
+            if b not in inits:
+                new_nodes.append(node)
+                continue
+            w = numpy_helper.to_array(inits[b]).T.copy()
+            b_t = f"{b}__T_{node.name}"
+            graph.initializer.append(numpy_helper.from_array(w, b_t))
+            b = b_t
+        mm_out = f"{node.output[0]}__mm" if len(node.input) > 2 and node.input[2] else node.output[0]
+        made = [helper.make_node("MatMul", [a, b], [mm_out], name=f"{node.name}_MatMul")]
+        if mm_out != node.output[0]:
+            made.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_Add"))
+        for m in made:  # keep the module-path metadata so keep_float still finds these nodes
+            m.metadata_props.extend(node.metadata_props)
+        new_nodes.extend(made)
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    _drop_unused_initializers(graph)
+    return model
+
+
+def _drop_unused_initializers(graph) -> None:
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+
+
+def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: dict):
+    """QDQ INT8 weights (per-channel) and activations, calibrated on ``handle.calibration_inputs``."""
+    quant = _import_ort_quant()
+    import onnx
+
+    if handle.calibration_inputs is None:
+        raise ConversionError(
+            "onnx_int8_static needs calibration data: give a data folder / --reference-inputs, "
+            "or use onnx_int8 (dynamic quantization)"
+        )
+    feeds = handle.calibration_inputs(options.calibration_samples, 0)
+    n = int(next(iter(feeds.values())).shape[0])
+    m = _clean_for_quant(model)
+    kept = keep_float_nodes(m, handle.keep_float)
+    op_types = list(options.extra.get("static_op_types", STATIC_OP_TYPES))
+    method = {
+        "minmax": quant.CalibrationMethod.MinMax,
+        "percentile": quant.CalibrationMethod.Percentile,
+        "entropy": quant.CalibrationMethod.Entropy,
+    }[options.calibration_method]
+
+    class Reader(quant.CalibrationDataReader):
+        def __init__(self):
+            self._i = 0
+
+        def get_next(self):
+            if self._i >= n:
+                return None
+            row = {k: v[self._i : self._i + 1] for k, v in feeds.items()}
+            self._i += 1
+            return row
+
+        def rewind(self):
+            self._i = 0
+
+    extra = {"CalibMaxIntermediateOutputs": 64} if method != quant.CalibrationMethod.MinMax else {}
+    with tempfile.TemporaryDirectory(dir=options.work_dir) as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save_model(m, str(src))
+        try:
+            with _torch_compat.quiet():
+                quant.quantize_static(
+                    str(src), str(dst), Reader(), quant_format=quant.QuantFormat.QDQ,
+                    activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
+                    per_channel=not options.per_tensor, calibrate_method=method, reduce_range=True,
+                    op_types_to_quantize=op_types, nodes_to_exclude=kept or None,
+                    extra_options=extra,
+                )
+        except Exception as e:  # noqa: BLE001
+            raise ConversionError(f"ONNX Runtime static quantization failed: {type(e).__name__}: {_line(e)}") from e
+        out = onnx.load_model(str(dst))
+    notes.update({
+        "route": "torch.onnx.export(dynamo=True) + onnxruntime quantize_static (QDQ, QInt8)",
+        "per_channel": not options.per_tensor,
+        "calibration_method": options.calibration_method,
+        "calibration_rows": n,
+        "op_types_quantized": op_types,
+        "nodes_kept_float": kept,
+        "keep_float_modules": list(handle.keep_float),
+    })
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- misc
+
+
+def _check_io(model, handle: ModelHandle, *, fp16_io: bool) -> None:
+    """Names and order of inputs/outputs must be the handle's; element types float32 (or float16 with fp16_io)."""
+    from onnx import TensorProto
+
+    ins = [i.name for i in model.graph.input]
+    outs = [o.name for o in model.graph.output]
+    if ins != list(handle.input_names) or outs != list(handle.output_names):
+        raise ConversionError(
+            f"exported ONNX has inputs {ins} / outputs {outs}; expected {handle.input_names} / {handle.output_names}"
+        )
+    want = TensorProto.FLOAT16 if fp16_io else TensorProto.FLOAT
+    for vi, spec in [(v, s) for v, s in zip(model.graph.input, handle.inputs, strict=True)] + [
+        (v, s) for v, s in zip(model.graph.output, handle.outputs, strict=True)
+    ]:
+        et = _float_type_of(vi)
+        if spec.dtype.startswith("float") and et != want:
+            raise ConversionError(f"'{vi.name}' has ONNX element type {et}, expected {want}")
+
+
+def _copy(model):
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    return m
+
+
+def _remove(path: Path) -> None:
+    if path.is_file():
+        path.unlink()
+
+
+def _line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else "")[:300]
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise MissingDependencyError("onnx", "ONNX export", "onnx") from None
+    return onnx
+
+
+def _import_ort_quant():
+    try:
+        from onnxruntime import quantization
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "ONNX INT8 quantization", "onnx") from None
+    return quantization
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "onnx", "onnxscript", "onnxruntime", "onnxconverter-common"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def output_max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    """Largest absolute difference over outputs (benchmarks and tests)."""
+    return float(max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)).max() for k in a))

@@ -1,0 +1,151 @@
+"""TF SavedModel directory from PyTorch: torch -> ONNX (dynamo) -> onnx2tf -> re-signed SavedModel.
+
+onnx2tf keeps the input names and the dynamic batch but names the outputs ``output_0``...; edgeport
+re-saves the model behind a ``serving_default`` signature whose inputs and outputs carry the handle's
+names (outputs matched to the ONNX outputs by running both), and records the input and output order in the string
+variables ``edgeport_input_names`` / ``edgeport_output_names`` (signature dicts carry no order).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.errors import ConversionError, MissingDependencyError, UnsupportedFormatError
+from edgeport.exporters import _onnx2tf_compat
+from edgeport.exporters.base import ExportOptions, FormatSpec
+from edgeport.sources.base import ModelHandle
+
+log = logging.getLogger(__name__)
+
+SIGNATURE = "serving_default"
+ORDER_VARIABLE = "edgeport_output_names"
+INPUT_ORDER_VARIABLE = "edgeport_input_names"
+
+
+def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportOptions) -> dict:
+    """Write the SavedModel directory at ``path``; return manifest notes."""
+    from edgeport.exporters import onnx as onnx_exporter
+
+    path = Path(path)
+    t0 = time.perf_counter()
+    if fmt.precision != "fp32":
+        raise UnsupportedFormatError(f"SavedModel export has no precision '{fmt.precision}'")
+    if handle.framework != "torch":
+        raise UnsupportedFormatError(
+            f"SavedModel export from a '{handle.framework}' source is not implemented yet; supported: torch"
+        )
+    tf = _import_tf()
+    import onnx
+
+    notes: dict = {"format": fmt.name, "opset": options.opset, "dynamic_batch": True, "fixed_batch": None,
+                   "signature": SIGNATURE}
+    model = onnx_exporter.source_onnx(handle, options, {})
+    try:
+        with tempfile.TemporaryDirectory(dir=options.work_dir, prefix="edgeport_tf_") as tmp:
+            tmp = Path(tmp)
+            src = tmp / "model.onnx"
+            onnx.save_model(model, str(src))
+            pristine = src.read_bytes()  # onnx2tf rewrites its input in place
+            raw = tmp / "onnx2tf_out"
+            _onnx2tf_compat.convert(src, raw, tmp)
+            feeds = _sample(handle)
+            expected = _run_onnx(pristine, feeds)
+            _resign(tf, raw, path, handle, feeds, expected)
+    except BaseException:
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    notes["route"] = "torch.onnx.export(dynamo=True) -> onnx2tf -> tf.saved_model.save (named signature)"
+    notes["versions"] = _versions()
+    notes["seconds"] = round(time.perf_counter() - t0, 3)
+    return notes
+
+
+def _sample(handle: ModelHandle) -> dict[str, np.ndarray]:
+    if handle.reference_inputs is not None:
+        feeds = handle.reference_inputs(5, 1)
+        if set(feeds) == set(handle.input_names):
+            return {k: np.asarray(v) for k, v in feeds.items()}
+    rng = np.random.default_rng(1)
+    return {t.name: rng.normal(size=t.example(5).shape).astype(t.dtype) for t in handle.inputs}
+
+
+def _run_onnx(data: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds), strict=True))
+
+
+def _resign(tf, raw: Path, path: Path, handle: ModelHandle, feeds: dict, expected: dict) -> None:
+    """Re-save ``raw`` behind a signature with the handle's input and output names."""
+    loaded = tf.saved_model.load(str(raw))
+    fn = loaded.signatures.get(SIGNATURE) or next(iter(loaded.signatures.values()), None)
+    if fn is None:
+        raise ConversionError("onnx2tf wrote a SavedModel without a serving signature")
+    in_specs = fn.structured_input_signature[1]
+    missing = [n for n in handle.input_names if n not in in_specs]
+    if missing:
+        raise ConversionError(f"onnx2tf SavedModel lacks inputs {missing}; it has {sorted(in_specs)}")
+    got = {k: v.numpy() for k, v in fn(**{n: tf.constant(feeds[n]) for n in handle.input_names}).items()}
+    mapping = _match_outputs(expected, got, handle.output_names)
+    names_in = list(handle.input_names)
+
+    @tf.function(input_signature=[tf.TensorSpec(in_specs[n].shape, in_specs[n].dtype, name=n) for n in names_in])
+    def serve(*args):
+        out = fn(**dict(zip(names_in, args, strict=True)))
+        return {name: tf.identity(out[key], name=name) for name, key in mapping.items()}
+
+    module = tf.Module()
+    module.inner = loaded
+    module.serve = serve
+    setattr(module, ORDER_VARIABLE, tf.Variable(list(handle.output_names), trainable=False, dtype=tf.string))
+    setattr(module, INPUT_ORDER_VARIABLE, tf.Variable(names_in, trainable=False, dtype=tf.string))
+    tf.saved_model.save(module, str(path), signatures={SIGNATURE: serve})
+
+
+def _match_outputs(expected: dict, got: dict, names) -> dict[str, str]:
+    """Handle output name -> onnx2tf output key, by value (onnx2tf's names carry no meaning)."""
+    mapping: dict[str, str] = {}
+    free = dict(got)
+    for name in names:
+        ref = np.asarray(expected[name], np.float64)
+        best, best_diff = None, np.inf
+        for key, val in free.items():
+            if val.shape != ref.shape:
+                continue
+            d = float(np.abs(val - ref).max()) if ref.size else 0.0
+            if d < best_diff:
+                best, best_diff = key, d
+        if best is None or best_diff > 1e-3 + 1e-3 * float(np.abs(ref).max(initial=0.0)):
+            raise ConversionError(f"onnx2tf output for '{name}' not found or wrong (max diff {best_diff:.3g})")
+        mapping[name] = best
+        free.pop(best)
+    return mapping
+
+
+def _import_tf():
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise MissingDependencyError("tensorflow-cpu", "TF SavedModel export", "tf") from None
+    return tf
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "onnx", "onnx2tf", "tensorflow-cpu", "tf_keras"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
