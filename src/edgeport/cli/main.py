@@ -40,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    # edgeport's own messages at INFO; third-party libraries (converters are chatty) only from WARNING
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
     )
+    logging.getLogger("edgeport").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args._module.run(args))
     except EdgeportError as e:

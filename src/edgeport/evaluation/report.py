@@ -11,15 +11,13 @@ import csv
 import html
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgeport.errors import MissingDependencyError
 from edgeport.evaluation.evaluate import HEADLINE, EvaluationResult
-from edgeport.fileio import atomic_write_json, atomic_write_text
+from edgeport.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 #: output kind -> file name pattern (``{stem}`` is the prefix given to ``write_reports``)
 OUTPUT_FILES = {
@@ -30,18 +28,6 @@ OUTPUT_FILES = {
     "det_png": "{stem}_det.png",
     "html": "{stem}.html",
 }
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _num(v: float) -> str:
@@ -286,8 +272,8 @@ def write_reports(result: EvaluationResult, outdir: Path, *, stem: str = "evalua
     if plots:
         images["Confusion matrix"] = confusion_png(result)
         images["DET curve"] = det_png(result)
-        _atomic_write_bytes(paths["confusion_png"], images["Confusion matrix"])
-        _atomic_write_bytes(paths["det_png"], images["DET curve"])
+        atomic_write_bytes(paths["confusion_png"], images["Confusion matrix"])
+        atomic_write_bytes(paths["det_png"], images["DET curve"])
     else:
         paths.pop("confusion_png")
         paths.pop("det_png")

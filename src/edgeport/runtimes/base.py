@@ -25,6 +25,11 @@ class Runner(ABC):
     inputs: tuple[TensorSpec, ...] = ()
     output_names: tuple[str, ...] = ()
     fixed_batch: int | None = None
+    output_dtypes: dict[str, str] = {}
+
+    def io_dtypes(self) -> dict[str, dict[str, str]]:
+        """Dtypes of the artifact's inputs and outputs as the runtime sees them (float I/O checks)."""
+        return {"inputs": {t.name: t.dtype for t in self.inputs}, "outputs": dict(self.output_dtypes)}
 
     @classmethod
     @abstractmethod

@@ -1,0 +1,35 @@
+"""Argument groups shared by several subcommands, defined once."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_source_arguments(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    g = p.add_argument_group("source model")
+    g.add_argument("source", nargs="?", default=None, metavar="SOURCE",
+                   help=f"model to export (checkpoint, .pt2); default {default}" if default else "model file")
+    g.add_argument("--checkpoint", "--checkpoint-path", "--checkpoint_path", dest="checkpoint", default=None,
+                   help="the source model, as an option instead of the positional SOURCE")
+    g.add_argument("--factory", default=None, metavar="MODULE:FUNCTION",
+                   help="builds your model from the checkpoint's model_config (keyword arguments); the module is "
+                        "found on the current directory and PYTHONPATH")
+    g.add_argument("--wrapper", default=None, metavar="NAME|MODULE:FUNCTION",
+                   help="export wrapper: a family name (geo), 'none', or your function(model) -> nn.Module")
+    g.add_argument("--trust-source", action="store_true",
+                   help="allow loading checkpoints and archives that hold arbitrary Python objects (pickle)")
+    g.add_argument("--input-shape", action="append", default=None, metavar="NAME=DIMS",
+                   help="model input name and shape, N for the batch (e.g. input=N,3); repeat per input")
+    g.add_argument("--output-names", nargs="+", default=None, metavar="NAME", help="names of the model outputs")
+    g.add_argument("--name", default=None, help="base name of the artifacts (default: the family's or the file's)")
+
+
+def resolve_source(args: argparse.Namespace, default: str | None) -> str:
+    from edgeport.errors import ConfigError
+
+    if args.source and args.checkpoint and args.source != args.checkpoint:
+        raise ConfigError(f"two sources given ('{args.source}' and --checkpoint '{args.checkpoint}'); pass one")
+    src = args.source or args.checkpoint or default
+    if src is None:
+        raise ConfigError("no model given: pass SOURCE or --checkpoint PATH")
+    return src

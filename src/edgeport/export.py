@@ -1,0 +1,415 @@
+"""The export pipeline: source handle -> every requested format -> run in its runtime -> compared -> kept.
+
+Each artifact is written under a temporary name, run on the reference inputs in its real runtime,
+compared with the source model by the one comparator, and only then moved to its final name (or to
+``<name>.failed.<ext>`` when it misses its gate). One format failing never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.errors import ConfigError, EdgeportError, SourceError, UnsupportedFormatError
+from edgeport.exporters import FORMATS, ExportOptions, FormatSpec, get_exporter
+from edgeport.fileio import atomic_save_npz, move_into_place, path_size, remove_path, sha256_path
+from edgeport.runtimes import open_runner, runner_class
+from edgeport.sources.base import Feeds, ModelHandle
+from edgeport.validation import Comparison, compare, gate_for
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FORMATS = ("onnx_fp16",)
+MANIFEST = "manifest.json"
+VALIDATION = "validation.json"
+REPORT = "report.html"
+_FLOAT_DTYPES = {"float32"}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What the pipeline does with a handle (the CLI's flags, as one checked object)."""
+
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    outdir: Path = Path("exports")
+    force: bool = False
+    tol: float = 1e-4
+    fp16_io: bool = False
+    device: str = "auto"
+    reference_inputs: Path | None = None
+    calibration_inputs: Path | None = None
+    reference_rows: int = 200
+    seed: int = 0
+    batch_validate: int = 0
+    validate_batch_size: int = 256
+    gate_overrides: dict = field(default_factory=dict)
+    options: ExportOptions = field(default_factory=ExportOptions)
+    command_line: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.formats:
+            raise ConfigError("no formats given; pass --formats NAME [NAME ...] or --formats all")
+        if self.reference_rows < 2:
+            raise ConfigError(f"--reference-rows must be >= 2, got {self.reference_rows}")
+        if self.batch_validate < 0:
+            raise ConfigError(f"--batch-validate must be >= 0, got {self.batch_validate}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device must be auto, cpu or cuda, got '{self.device}'")
+
+
+@dataclass
+class ArtifactResult:
+    format: str
+    status: str  # "passed" | "failed" | "error"
+    path: Path | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    export_seconds: float | None = None
+    validate_seconds: float | None = None
+    comparison: Comparison | None = None
+    worst_seed: int | None = None
+    seeds: list[dict] = field(default_factory=list)
+    golden: Path | None = None
+    io_dtypes: dict | None = None
+    notes: dict = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self, outdir: Path) -> dict:
+        rel = (lambda p: str(Path(p).relative_to(outdir)) if p else None)  # noqa: E731
+        return {
+            "format": self.format,
+            "status": self.status,
+            "file": rel(self.path),
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "export_seconds": self.export_seconds,
+            "validate_seconds": self.validate_seconds,
+            "golden_vectors": rel(self.golden),
+            "io_dtypes": self.io_dtypes,
+            "validation": self.comparison.to_dict() if self.comparison else None,
+            "worst_seed": self.worst_seed,
+            "batch_validate": self.seeds,
+            "notes": self.notes,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ExportResult:
+    outdir: Path
+    handle: ModelHandle
+    artifacts: list[ArtifactResult]
+    reference_summary: dict
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(a.passed for a in self.artifacts)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+
+def resolve_formats(names: Sequence[str], handle: ModelHandle, *, calibration_available: bool) -> list[FormatSpec]:
+    """Expand ``all`` and check every name before any work: unknown names, formats that do not apply to
+    this source, calibrated formats without calibration data."""
+    if "all" in names:
+        if len(names) > 1:
+            raise ConfigError("'all' already means every format; pass it alone")
+        return [
+            f
+            for _, f in FORMATS.items()
+            if handle.framework in f.frameworks and (calibration_available or not f.needs_calibration)
+        ]
+    specs = []
+    for name in dict.fromkeys(names):
+        fmt = FORMATS.get(name)
+        if handle.framework not in fmt.frameworks:
+            raise UnsupportedFormatError(
+                f"format '{name}' does not apply to a {handle.framework} source; it applies to "
+                f"{sorted(fmt.frameworks)}"
+            )
+        if fmt.needs_calibration and not calibration_available:
+            raise ConfigError(
+                f"format '{name}' needs calibration data and this model's family does not say how to make it; "
+                "pass a data folder for calibration or choose a dynamic format (e.g. onnx_int8)"
+            )
+        specs.append(fmt)
+    return specs
+
+
+def golden_name(fmt: FormatSpec, model_name: str, failed: bool = False) -> str:
+    """``<artifact stem>_validation_data.npz``; non-TFLite artifacts carry their extension in the stem so
+    that ``geomodel.onnx`` and ``geomodel.tflite`` do not collide."""
+    art = fmt.failed_name(model_name) if failed else fmt.artifact_name(model_name)
+    stem, ext = os.path.splitext(art)
+    tag = "" if ext in (".tflite", "") else "_" + ext.lstrip(".")
+    return f"{stem}{tag}_validation_data.npz"
+
+
+def _earlier_outputs(outdir: Path, handle: ModelHandle, specs: list[FormatSpec]) -> list[str]:
+    if not outdir.exists():
+        return []
+    if not outdir.is_dir():
+        raise ConfigError(f"--outdir {outdir} is a file; choose a directory")
+    ours = {MANIFEST, VALIDATION, REPORT}
+    for f in specs:
+        ours |= {f.artifact_name(handle.name), f.failed_name(handle.name), golden_name(f, handle.name)}
+    return sorted(p.name for p in outdir.iterdir() if p.name in ours)
+
+
+def load_feeds(handle: ModelHandle, path: Path, flag: str) -> Feeds:
+    """An ``.npz`` with one array per model input name, cast to the input dtypes."""
+    if not path.exists():
+        raise SourceError(f"{flag} file not found: {path}")
+    try:
+        with np.load(path) as data:
+            feeds = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise SourceError(f"{flag} {path} is not a readable .npz file ({e})") from None
+    missing = [n for n in handle.input_names if n not in feeds]
+    if missing:
+        raise SourceError(f"{flag} {path} lacks input array(s) {missing}; it holds {sorted(feeds)}")
+    return {t.name: np.asarray(feeds[t.name], dtype=t.dtype) for t in handle.inputs}
+
+
+def _feeds_file_reader(handle: ModelHandle, path: Path, flag: str):
+    feeds = load_feeds(handle, path, flag)
+
+    def read(n: int = 256, seed: int = 1) -> Feeds:
+        return {k: v[:n] for k, v in feeds.items()}
+
+    return read
+
+
+def calibration_summary(feeds: Feeds, *, source: str) -> dict:
+    """Size, per-input range and content hash of a calibration set (for the manifest)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(feeds):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(feeds[k]).tobytes())
+    return {
+        "source": source,
+        "rows": int(next(iter(feeds.values())).shape[0]),
+        "range": {k: [float(np.min(v)), float(np.max(v))] for k, v in feeds.items()},
+        "sha256": h.hexdigest(),
+    }
+
+
+def reference_feeds(handle: ModelHandle, config: ExportConfig, seed: int) -> Feeds:
+    """The seeded reference inputs: a user's file, the family's set, or seeded normal noise."""
+    if config.reference_inputs is not None:
+        return load_feeds(handle, Path(config.reference_inputs), "--reference-inputs")
+    if handle.reference_inputs is not None:
+        return handle.reference_inputs(config.reference_rows, seed)
+    log.warning("no family reference inputs for this model: validating on seeded N(0,1) inputs; "
+                "pass --reference-inputs FILE.npz with realistic inputs")
+    rng = np.random.default_rng(seed)
+    return {t.name: rng.standard_normal((config.reference_rows, *[d or 1 for d in t.shape[1:]])).astype(t.dtype)
+            for t in handle.inputs}
+
+
+def _reference_runner(handle: ModelHandle, device: str):
+    if handle.framework == "torch":
+        return runner_class("torch").from_handle(handle, device=device)
+    return runner_class(handle.framework).from_handle(handle)
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def export_handle(handle: ModelHandle, config: ExportConfig) -> ExportResult:
+    """Export ``handle`` to every format in ``config`` and validate each against the source."""
+    from edgeport.reporting import write_outputs
+
+    outdir = Path(config.outdir)
+    if config.calibration_inputs is not None:
+        handle.calibration_inputs = _feeds_file_reader(handle, Path(config.calibration_inputs), "--calibration-inputs")
+    specs = resolve_formats(config.formats, handle, calibration_available=handle.calibration_inputs is not None)
+    earlier = _earlier_outputs(outdir, handle, specs)
+    if earlier and not config.force:
+        raise ConfigError(
+            f"{outdir} holds earlier exports ({', '.join(earlier[:4])}{', ...' if len(earlier) > 4 else ''}); "
+            "pass --force to replace them or choose another --outdir"
+        )
+    outdir.mkdir(parents=True, exist_ok=True)
+    device = _resolve_device(config.device)
+    if any(f.needs_calibration for f in specs):
+        handle.notes["calibration"] = calibration_summary(
+            handle.calibration_inputs(config.options.calibration_samples, 1),
+            source=str(config.calibration_inputs) if config.calibration_inputs else f"family {handle.family}",
+        )
+
+    seeds = [config.seed] + [config.seed + 1000 * (k + 1) for k in range(max(0, config.batch_validate - 1))]
+    reference = _reference_runner(handle, device)
+    refs: list[tuple[int, Feeds, dict[str, np.ndarray]]] = []
+    for seed in seeds:
+        feeds = reference_feeds(handle, config, seed)
+        outs, failed = reference.run(feeds, batch_size=config.validate_batch_size)
+        if failed.any():
+            raise SourceError(f"the source model itself failed on {int(failed.sum())} reference inputs")
+        refs.append((seed, feeds, outs))
+    ref_summary = {
+        "rows": int(next(iter(refs[0][1].values())).shape[0]),
+        "seeds": seeds,
+        "source": str(config.reference_inputs) if config.reference_inputs else (handle.family or "seeded normal"),
+        "device": device,
+    }
+
+    results = []
+    for i, fmt in enumerate(specs, 1):
+        log.info("[%d/%d] %s ...", i, len(specs), fmt.name)
+        res = _export_one(handle, fmt, config, outdir, refs)
+        results.append(res)
+        shown = res.status.upper() if res.status != "error" else f"ERROR: {res.error}"
+        log.info("[%d/%d] %s: %s", i, len(specs), fmt.name, shown)
+
+    if handle.labels_file is not None:
+        shutil.copyfile(handle.labels_file, outdir / "labels.txt")
+    if handle.license_file is not None:
+        shutil.copyfile(handle.license_file, outdir / handle.license_file.name)
+    result = ExportResult(outdir=outdir, handle=handle, artifacts=results, reference_summary=ref_summary)
+    write_outputs(result, config)
+    return result
+
+
+def _export_one(
+    handle: ModelHandle,
+    fmt: FormatSpec,
+    config: ExportConfig,
+    outdir: Path,
+    refs: list[tuple[int, Feeds, dict[str, np.ndarray]]],
+) -> ArtifactResult:
+    res = ArtifactResult(format=fmt.name, status="error")
+    final = outdir / fmt.artifact_name(handle.name)
+    failed_path = outdir / fmt.failed_name(handle.name)
+    tmp = outdir / f".tmp-{os.getpid()}-{fmt.artifact_name(handle.name)}"
+    remove_path(tmp)
+    work = Path(tempfile.mkdtemp(prefix=f"edgeport-{fmt.name}-"))
+    try:
+        options = _replace_work_dir(config.options, work, config)
+        t0 = time.perf_counter()
+        res.notes = dict(get_exporter(fmt)(handle, fmt=fmt, path=tmp, options=options) or {})
+        res.export_seconds = round(time.perf_counter() - t0, 3)
+        if not tmp.exists():
+            raise EdgeportError(f"the {fmt.backend} exporter wrote no artifact")
+
+        t0 = time.perf_counter()
+        runner = open_runner(fmt.runtime, tmp)
+        res.io_dtypes = runner.io_dtypes()
+        gate = gate_for(fmt.name, tol=config.tol, fp16_io=config.fp16_io, overrides=config.gate_overrides)
+        worst: tuple[int, Comparison, dict, np.ndarray] | None = None
+        for seed, feeds, ref_out in refs:
+            got, failed = runner.run(feeds, batch_size=config.validate_batch_size)
+            cmp = compare(ref_out, got, gate, failed=failed)
+            res.seeds.append({"seed": seed, "passed": cmp.passed, **cmp.headline()})
+            if worst is None or _worse(cmp, worst[1]):
+                worst = (seed, cmp, got, failed)
+            if seed == refs[0][0]:
+                golden_out = got
+        assert worst is not None  # noqa: S101 - refs is never empty (internal invariant)
+        res.worst_seed, res.comparison = worst[0], worst[1]
+        io_problem = _float_io_problem(fmt, res.io_dtypes, config.fp16_io)
+        if io_problem:
+            res.comparison.problems.append(io_problem)
+        res.validate_seconds = round(time.perf_counter() - t0, 3)
+        del runner
+
+        res.status = "passed" if res.comparison.passed else "failed"
+        dest = final if res.passed else failed_path
+        move_into_place(tmp, dest)
+        res.path = dest
+        res.size_bytes = path_size(dest)
+        res.sha256 = sha256_path(dest)
+        _, feeds0, ref0 = refs[0]
+        golden = outdir / golden_name(fmt, handle.name, failed=not res.passed)
+        atomic_save_npz(
+            golden,
+            **{f"input__{k}": v for k, v in feeds0.items()},
+            **{f"reference__{k}": v for k, v in ref0.items()},
+            **{f"artifact__{k}": v for k, v in golden_out.items()},
+        )
+        res.golden = golden
+    except EdgeportError as e:
+        res.status, res.error = "error", str(e)
+    except Exception as e:  # noqa: BLE001 - one format failing must not stop the others; reported in full
+        res.status = "error"
+        res.error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        res.notes["traceback"] = traceback.format_exc(limit=8)
+        log.debug("%s failed", fmt.name, exc_info=True)
+    finally:
+        remove_path(tmp)
+        shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+def _replace_work_dir(options: ExportOptions, work: Path, config: ExportConfig) -> ExportOptions:
+    from dataclasses import replace
+
+    return replace(options, work_dir=work, tol=config.tol, fp16_io=config.fp16_io)
+
+
+def _worse(a: Comparison, b: Comparison) -> bool:
+    if a.passed != b.passed:
+        return not a.passed
+    ha, hb = a.headline(), b.headline()
+    return (ha.get("cosine_mean", 1.0), -ha.get("max_abs_diff", 0.0)) < (hb.get("cosine_mean", 1.0), -hb.get("max_abs_diff", 0.0))
+
+
+def _float_io_problem(fmt: FormatSpec, io: dict | None, fp16_io: bool) -> str | None:
+    """Quantized artifacts must keep float32 inputs and outputs (seed 001's rule)."""
+    if io is None or fmt.precision == "fp32" or (fmt.precision == "fp16" and fp16_io):
+        return None
+    bad = {f"{kind[:-1]} {n}": d for kind in ("inputs", "outputs") for n, d in io.get(kind, {}).items()
+           if d not in _FLOAT_DTYPES}
+    if bad:
+        return f"quantized artifact must keep float32 I/O, found {bad}"
+    return None
+
+
+def export(
+    source,
+    *,
+    formats: Sequence[str] = DEFAULT_FORMATS,
+    outdir: str | Path = "exports",
+    factory=None,
+    wrapper=None,
+    trust_source: bool = False,
+    input_shapes=(),
+    output_names=(),
+    name: str | None = None,
+    **config,
+) -> ExportResult:
+    """Python API: load ``source`` (path or ``nn.Module``) and export it; see ``ExportConfig`` for options."""
+    from edgeport.sources import load_source
+
+    cfg = ExportConfig(formats=tuple(formats), outdir=Path(outdir), **config)
+    handle = load_source(
+        source, factory=factory, wrapper=wrapper, trust_source=trust_source,
+        input_shapes=tuple(input_shapes), output_names=tuple(output_names), name=name,
+    )
+    return export_handle(handle, cfg)

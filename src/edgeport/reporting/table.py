@@ -1,0 +1,61 @@
+"""The one-line-per-artifact table that export, validate and bench print."""
+
+from __future__ import annotations
+
+from edgeport.validation import Gate
+
+_GATE_LABELS = {
+    "max_abs_diff": "max<=",
+    "min_cosine": "cos>=",
+    "min_pearson": "r>=",
+    "min_centred_pearson": "rc>=",
+    "min_top1": "top1>=",
+}
+
+
+def gate_text(gate: Gate) -> str:
+    parts = [f"{label}{getattr(gate, key):g}" for key, label in _GATE_LABELS.items() if getattr(gate, key) is not None]
+    return ",".join(parts) or "-"
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _num(v: float | None, fmt: str = ".2e") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def format_table(artifacts) -> str:
+    """``artifacts``: ArtifactResult-like objects (format, size_bytes, comparison, status, error)."""
+    header = ("format", "size", "max diff", "mean diff", "cosine", "top-1", "gate", "result")
+    rows = []
+    for a in artifacts:
+        cmp = a.comparison
+        h = cmp.headline() if cmp else {}
+        result = {"passed": "PASS", "failed": "FAIL"}.get(a.status, "ERROR")
+        rows.append((
+            a.format,
+            human_size(a.size_bytes),
+            _num(h.get("max_abs_diff")),
+            _num(h.get("mean_abs_diff")),
+            _num(h.get("cosine_mean"), ".6f"),
+            _num(h.get("top1_agreement"), ".3f"),
+            gate_text(cmp.gate) if cmp else "-",
+            result,
+        ))
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+    out = [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
+    for a in artifacts:
+        if a.status == "error":
+            out.append(f"  {a.format}: {a.error}")
+        elif a.status == "failed" and a.comparison:
+            out.append(f"  {a.format}: " + "; ".join(a.comparison.failures))
+    return "\n".join(out)
