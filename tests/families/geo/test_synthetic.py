@@ -9,6 +9,7 @@ from edgeport.families.geo.synthetic import (
     KINDS,
     SpeciesMaps,
     is_non_trivial,
+    env_fit_error,
     make_geo_checkpoint,
     map_fit_error,
     synthetic_labels,
@@ -24,6 +25,13 @@ def test_synthetic_checkpoint_is_non_trivial(geo_synthetic_model):
     assert details["distinct_top1_per_week_min"] >= 2 and details["locations_top1_changes_with_week"] >= 1
     # The fit follows the invented maps, not just their extremes.
     assert map_fit_error(geo_synthetic_model, SpeciesMaps.generate(SYNTH_SPECIES, seed=0))["mae"] < 0.05
+
+
+def test_env_head_is_fitted(geo_synthetic_model):
+    torch.manual_seed(0)
+    untrained = env_fit_error(GeoModel(SYNTH_SPECIES, model_scale=0.25).eval())
+    fitted = env_fit_error(geo_synthetic_model)
+    assert fitted < 0.1 < untrained
 
 
 def test_untrained_model_is_trivial():
