@@ -5,7 +5,12 @@ import torch
 
 from edgeport.errors import SourceError
 from edgeport.families.geo import read_labels
-from edgeport.families.geo.checkpoint import CONFIG_KEYS, build_from_config, load_checkpoint, save_checkpoint
+from edgeport.families.geo.checkpoint import (
+    CONFIG_KEYS,
+    build_from_config,
+    load_checkpoint,
+    save_checkpoint,
+)
 from edgeport.families.geo.model import GeoModel
 
 

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from edgeport.families.geo.model import GeoModel, HarmonicEncoding, count_parameters, geo_sizes
+from edgeport.families.geo.model import (
+    GeoModel,
+    HarmonicEncoding,
+    count_parameters,
+    geo_sizes,
+)
 
 # Exact parameter count of the reference size (SPEC §5: ~3.6 M at scale 0.75 with 12,012 species).
 PARAMS_075_12012 = 3_661_948

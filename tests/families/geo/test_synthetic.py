@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import torch
 
 from edgeport.families.geo import read_labels
@@ -8,8 +7,8 @@ from edgeport.families.geo.model import GeoModel
 from edgeport.families.geo.synthetic import (
     KINDS,
     SpeciesMaps,
-    is_non_trivial,
     env_fit_error,
+    is_non_trivial,
     make_geo_checkpoint,
     map_fit_error,
     synthetic_labels,
@@ -70,7 +69,7 @@ def test_synthetic_labels_unique_at_scale():
 
 
 def test_deterministic_for_a_seed(tmp_path):
-    kwargs = dict(n_species=8, model_scale=0.25, steps=3, seed=5, progress=False)
+    kwargs = {"n_species": 8, "model_scale": 0.25, "steps": 3, "seed": 5, "progress": False}
     summary = make_geo_checkpoint(tmp_path / "a" / "c.pt", **kwargs)
     model = GeoModel(8, model_scale=0.25)
     assert summary["params"] == sum(p.numel() for p in model.parameters())

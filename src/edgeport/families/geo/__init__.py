@@ -66,7 +66,22 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "FAMILY", "MODEL_NAME", "DEFAULT_CHECKPOINT", "N_REFERENCE", "KEEP_FLOAT", "KEEP_FLOAT_INPUT_SIDE",
-    "HARD_CASES", "INPUT_NAME", "OUTPUT_NAME", "LABELS_FILENAME", "LICENSE_FILENAME", "Label",
-    "reference_inputs", "calibration_inputs", "keep_float_scopes", "read_labels", "write_labels", *_LAZY,
+    "DEFAULT_CHECKPOINT",
+    "FAMILY",
+    "HARD_CASES",
+    "INPUT_NAME",
+    "KEEP_FLOAT",
+    "KEEP_FLOAT_INPUT_SIDE",
+    "LABELS_FILENAME",
+    "LICENSE_FILENAME",
+    "MODEL_NAME",
+    "N_REFERENCE",
+    "OUTPUT_NAME",
+    "Label",
+    "calibration_inputs",
+    "keep_float_scopes",
+    "read_labels",
+    "reference_inputs",
+    "write_labels",
 ]
+__all__ += list(_LAZY)

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from edgeport.errors import SourceError
-from edgeport.families.geo.labels import LABELS_FILENAME, atomic_write_bytes, write_labels
+from edgeport.families.geo.labels import (
+    LABELS_FILENAME,
+    atomic_write_bytes,
+    write_labels,
+)
 
 logger = logging.getLogger(__name__)
 

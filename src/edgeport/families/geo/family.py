@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from edgeport.errors import ConfigError
-from edgeport.families.geo.labels import LABELS_FILENAME, Label, read_labels, write_labels
+from edgeport.families.geo.labels import (
+    LABELS_FILENAME,
+    Label,
+    read_labels,
+    write_labels,
+)
 
 FAMILY = "geo"
 MODEL_NAME = "geomodel"
@@ -88,7 +93,21 @@ def keep_float_scopes(module) -> tuple[str, ...]:
 
 
 __all__ = [
-    "FAMILY", "MODEL_NAME", "DEFAULT_CHECKPOINT", "N_REFERENCE", "KEEP_FLOAT", "KEEP_FLOAT_INPUT_SIDE", "HARD_CASES",
-    "INPUT_NAME", "OUTPUT_NAME", "LABELS_FILENAME", "LICENSE_FILENAME", "Label", "read_labels", "write_labels",
-    "reference_inputs", "calibration_inputs", "keep_float_scopes",
+    "DEFAULT_CHECKPOINT",
+    "FAMILY",
+    "HARD_CASES",
+    "INPUT_NAME",
+    "KEEP_FLOAT",
+    "KEEP_FLOAT_INPUT_SIDE",
+    "LABELS_FILENAME",
+    "LICENSE_FILENAME",
+    "MODEL_NAME",
+    "N_REFERENCE",
+    "OUTPUT_NAME",
+    "Label",
+    "calibration_inputs",
+    "keep_float_scopes",
+    "read_labels",
+    "reference_inputs",
+    "write_labels",
 ]

@@ -21,7 +21,12 @@ import numpy as np
 
 from edgeport.errors import ConfigError
 from edgeport.families.geo.family import LICENSE_FILENAME
-from edgeport.families.geo.labels import LABELS_FILENAME, Label, atomic_write_bytes, write_labels
+from edgeport.families.geo.labels import (
+    LABELS_FILENAME,
+    Label,
+    atomic_write_bytes,
+    write_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +74,7 @@ class SpeciesMaps:
         return int(self.peak.shape[0])
 
     @classmethod
-    def generate(cls, n_species: int, seed: int = 0) -> "SpeciesMaps":
+    def generate(cls, n_species: int, seed: int = 0) -> SpeciesMaps:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(101,)))
         counts = np.floor(np.asarray(KIND_SHARES) * n_species).astype(int)
         counts[0] += n_species - counts.sum()
@@ -231,7 +236,7 @@ def is_non_trivial(model, *, low: float = LOW_PROB, high: float = HIGH_PROB, bat
     details = {
         "prob_min": pmin,
         "prob_max": pmax,
-        "distinct_top1": int(len(np.unique(top))),
+        "distinct_top1": len(np.unique(top)),
         "distinct_top1_per_week_min": int(min(per_week)),
         "locations": int(top.shape[0]),
         "weeks": int(top.shape[1]),

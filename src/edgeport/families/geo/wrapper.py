@@ -13,8 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgeport.families.geo.family import INPUT_NAME, OUTPUT_NAME
-
 N_INPUT_COLUMNS = 3
 INPUT_COLUMNS = ("latitude", "longitude", "week")
 
