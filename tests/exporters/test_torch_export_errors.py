@@ -27,6 +27,7 @@ def _handle(model, framework="torch"):
                        inputs=(TensorSpec("x", (None, 4)),), outputs=(TensorSpec("y", (None, 4)),))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "onnx_fp16", "tflite"])
 def test_converter_failure_is_a_conversion_error(tmp_path, fmt):
     spec = FORMATS.get(fmt)
@@ -123,6 +124,7 @@ def test_fp16_outputs_recast_to_float32_when_converter_leaves_fp16():
     assert got.dtype == np.float32 and got.tolist() == [[1.5, 2.0]]
 
 
+@pytest.mark.slow
 def test_onnx2tf_never_downloads(tmp_path):
     from edgeport.exporters import _onnx2tf_compat
 
@@ -136,6 +138,7 @@ def test_onnx2tf_never_downloads(tmp_path):
     assert core.download_test_image_data is not _onnx2tf_compat._synthetic_images
 
 
+@pytest.mark.slow
 def test_keep_float_module_paths_map_to_onnx_nodes():
     from edgeport.exporters import _torch_compat
     from edgeport.exporters.onnx import keep_float_nodes, source_onnx

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _support.artifacts import TORCH_FORMATS
+from _support.artifacts import GEO_FORMATS, TORCH_FORMATS
 from _support.torch_models import torch_outputs
 
 from edgeport.exporters import FORMATS
@@ -23,7 +23,7 @@ def _check(handle, path, fmt_name, rows=200, seed=0, **gate_kw):
     return runner, result
 
 
-@pytest.mark.parametrize("fmt", TORCH_FORMATS)
+@pytest.mark.parametrize("fmt", GEO_FORMATS)
 def test_geo_like_model_passes_its_gate(torch_export, fmt):
     handle, path, notes = torch_export("geo", fmt)
     runner, result = _check(handle, path, fmt)
@@ -42,7 +42,7 @@ def test_multi_output_keeps_names_and_order(torch_export, fmt):
     assert result.passed, result.failures
 
 
-@pytest.mark.parametrize("fmt", [f for f in TORCH_FORMATS if f != "onnx" and f != "tflite" and f != "tf"])
+@pytest.mark.parametrize("fmt", [f for f in GEO_FORMATS if f not in ("onnx", "tflite", "tf")])
 def test_quantized_artifacts_keep_float_io(torch_export, fmt):
     handle, path, _ = torch_export("geo", fmt)
     runner = open_runner(FORMATS.get(fmt).runtime, path)
@@ -81,7 +81,7 @@ def test_onnx_int8_excludes_keep_float_nodes(torch_export):
     assert path.stat().st_size < 0.45 * torch_export("geo", "onnx")[1].stat().st_size
 
 
-@pytest.mark.parametrize("fmt", [f for f in TORCH_FORMATS if f.startswith("tflite")])
+@pytest.mark.parametrize("fmt", [f for f in GEO_FORMATS if f.startswith("tflite")])
 def test_tflite_artifacts_hold_builtin_ops_only(torch_export, fmt):
     from edgeport.exporters.tflite import tflite_op_names
 
@@ -104,3 +104,14 @@ def test_saved_model_signature_names(torch_export):
     ref = torch_outputs(handle, feeds)
     for k in ref:
         np.testing.assert_allclose(got[k].numpy(), ref[k], atol=1e-5)
+
+
+def test_tflite_int8_full_is_integer_inside_with_float_io(torch_export):
+    from edgeport.exporters.tflite import tflite_op_names
+
+    handle, path, notes = torch_export("geo", "tflite_int8_full")
+    ops = set(tflite_op_names(path.read_bytes()))
+    assert {"QUANTIZE", "DEQUANTIZE", "FULLY_CONNECTED"} <= ops
+    assert notes["calibration_rows"] > 0 and notes["keep_float_modules"] == ["encoding"]
+    runner = open_runner("litert", path)
+    assert io_dtypes(runner) == {"inputs": {"input": "float32"}, "outputs": {"probabilities": "float32"}}

@@ -22,6 +22,8 @@ from edgeport.sources.base import ModelHandle
 log = logging.getLogger(__name__)
 
 SIGNATURE = "serving_default"
+#: ai-edge-quantizer op names kept float in the full-integer artifact (float32 I/O, float sigmoid).
+FULL_INT8_FLOAT_OPS = ("INPUT", "OUTPUT", "LOGISTIC")
 
 
 def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportOptions) -> dict:
@@ -119,8 +121,14 @@ def quantize_full_int8(data: bytes, handle: ModelHandle, options: ExportOptions,
     gran = qtyping.QuantGranularity.TENSORWISE if options.per_tensor else qtyping.QuantGranularity.CHANNELWISE
     q.add_static_config(regex=".*", operation_name=op, activation_num_bits=8, weight_num_bits=8,
                         weight_granularity=gran)
+    no_quant = algorithm_manager.AlgorithmName.NO_QUANTIZE
     for rx in keep_regexes:
-        q.update_quantization_recipe(regex=rx, operation_name=op, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+        q.update_quantization_recipe(regex=rx, operation_name=op, algorithm_key=no_quant)
+    # float32 I/O: the model's virtual INPUT/OUTPUT ops stay float (QUANTIZE/DEQUANTIZE go inside), and the
+    # sigmoid stays float (an INT8 sigmoid has a 1/256 step that erases the low probabilities, SPEC §3)
+    for float_op in FULL_INT8_FLOAT_OPS:
+        q.update_quantization_recipe(regex=".*", operation_name=getattr(qtyping.TFLOperationName, float_op),
+                                     algorithm_key=no_quant)
     try:
         with _torch_compat.quiet():
             calib = q.calibrate({SIGNATURE: samples}, num_threads=1)
