@@ -14,10 +14,15 @@ TINY = dict(sample_rate=16000, chunk_duration=0.5, spec_width=32, fft_length=256
             bn_recalibration_batches=4, dropout=0.1, learning_rate=3e-3, reservoir_size=64)
 
 
-def tiny_config(data, ckpt, **kw):
+#: A smaller body (plain depthwise-separable blocks, no SE) for tests about the loop, not the architecture.
+SMALL_BODY = dict(use_se=False, use_inverted_residual=False)
+
+
+def tiny_config(data, ckpt, *, small_body=False, **kw):
     from edgeport.training.config import TrainConfig
 
-    return TrainConfig(data_path_train=str(data), checkpoint_path=str(ckpt), **{**TINY, **kw})
+    return TrainConfig(data_path_train=str(data), checkpoint_path=str(ckpt),
+                       **{**TINY, **(SMALL_BODY if small_body else {}), **kw})
 
 
 @pytest.fixture(scope="session")

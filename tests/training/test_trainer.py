@@ -59,11 +59,12 @@ def test_resume_continues_epoch_and_learning_rate(tmp_path, small_data, make_con
     from edgeport.training.trainer import read_history, train
 
     ckpt = tmp_path / "r.keras"
-    r1 = train(make_config(small_data, ckpt, epochs=2, patience=50, bn_recalibration_batches=0))
+    r1 = train(make_config(small_data, ckpt, epochs=2, patience=50, bn_recalibration_batches=0, small_body=True))
     state1 = json.loads(r1.paths["state"].read_text())
     steps = state1["steps_per_epoch"]
     assert state1["epoch"] == 2 and state1["step"] == 2 * steps
-    r2 = train(make_config(small_data, ckpt, epochs=4, patience=50, resume=True, bn_recalibration_batches=0))
+    r2 = train(make_config(small_data, ckpt, epochs=4, patience=50, resume=True, bn_recalibration_batches=0,
+                                small_body=True))
     state2 = json.loads(r2.paths["state"].read_text())
     assert state2["epoch"] == 4 and state2["step"] == 4 * steps
     hist = read_history(r2.paths["history"])
@@ -82,7 +83,7 @@ def test_fixed_seed_reproduces_run(tmp_path, small_data, make_config):
     ws = []
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         r = train(make_config(small_data, tmp_path / name / "m.keras", epochs=1, seed=seed,
-                              bn_recalibration_batches=0))
+                              bn_recalibration_batches=0, small_body=True))
         ws.append(load_keras_model(r.model_path).get_weights())
     for a, b in zip(ws[0], ws[1], strict=True):
         np.testing.assert_array_equal(a, b)
@@ -139,3 +140,31 @@ def test_qat_fine_tune_saves_clean_model(tiny_run, tiny_data, make_config):
     for la in base.layers:  # BatchNorm statistics frozen during QAT
         if isinstance(la, keras.layers.BatchNormalization):
             np.testing.assert_array_equal(la.moving_mean.numpy(), model.get_layer(la.name).moving_mean.numpy())
+
+
+def test_interrupt_leaves_loadable_checkpoint_and_resumable_state(tmp_path, small_data, make_config, monkeypatch):
+    from edgeport.families.audio.loading import load_trained_model
+    from edgeport.training import data as D
+    from edgeport.training.trainer import train
+
+    real = D.ChunkStream.batches
+    calls = {"n": 0}
+
+    def batches(self, batch_size, n_batches):
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C during the second epoch
+            raise KeyboardInterrupt
+        yield from real(self, batch_size, n_batches)
+
+    monkeypatch.setattr(D.ChunkStream, "batches", batches)
+    ckpt = tmp_path / "i.keras"
+    with pytest.raises(KeyboardInterrupt):
+        train(make_config(small_data, ckpt, epochs=3, patience=50, small_body=True))
+    state = json.loads((tmp_path / "i_train_state.json").read_text())
+    assert state["interrupted"] and state["epoch"] == 1 and not state["completed"]
+    model, _ = load_trained_model(ckpt)
+    assert model.output_shape[-1] == 3
+    assert not list(tmp_path.glob(".*partial*"))
+    monkeypatch.setattr(D.ChunkStream, "batches", real)
+    r = train(make_config(small_data, ckpt, epochs=3, patience=50, resume=True, small_body=True))
+    assert json.loads(r.paths["state"].read_text())["epoch"] == 3 and r.history[0]["epoch"] == 1

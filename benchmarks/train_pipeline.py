@@ -1,0 +1,125 @@
+"""Training data pipeline throughput and training step time.
+
+Measures chunks/s of the worker pipeline (decode FLAC at 44.1 kHz, resample, salient crop, spectrogram)
+with 0, 1 and 2 workers, the training step time of the default DS-CNN (hybrid/pwl, alpha 1.0, batch 32)
+and of the demo model, and peak resident memory. Writes benchmarks/results/train_pipeline.json.
+
+Usage: .venv/bin/python benchmarks/train_pipeline.py [--files 48] [--chunks 288]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _data(root: Path, n_files: int) -> list[str]:
+    import numpy as np
+
+    from edgeport.audio.synthetic import CallSynth, SyntheticSpec, make_clip
+
+    import soundfile as sf
+
+    spec = SyntheticSpec(n_species=6, duration=20.0, sample_rate=44100)
+    synth, rng = CallSynth(spec), np.random.default_rng(0)
+    files = []
+    for i in range(n_files):
+        p = root / f"sp{i % 6}" / f"{i:03d}.flac"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(p), make_clip(synth, i % 6, rng), 44100, format="FLAC")
+        files.append(str(p))
+    return files
+
+
+def pipeline_throughput(files, cfg, workers: int, n_chunks: int, k: int) -> dict:
+    import json as _json
+
+    import numpy as np
+
+    from edgeport.training.data import ChunkStream, make_executor
+
+    labels = np.zeros((len(files), cfg.num_classes), np.float32)
+    ex = make_executor(workers)
+    try:
+        stream = ChunkStream(files, labels, _json.dumps(cfg.to_dict()), executor=ex, seed=0,
+                             max_chunks_per_file=k, max_duration=60.0, reservoir_size=32)
+        stream.take()  # worker start-up is not throughput
+        t = time.perf_counter()
+        for _ in range(n_chunks):
+            stream.take()
+        dt = time.perf_counter() - t
+    finally:
+        if ex:
+            ex.shutdown()
+    return {"workers": workers, "max_chunks_per_file": k, "chunks": n_chunks, "seconds": round(dt, 2),
+            "chunks_per_s": round(n_chunks / dt, 1), "files_opened": stream.files_opened}
+
+
+def step_time(cfg, batch: int = 32, steps: int = 10) -> dict:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from edgeport.families.audio.dscnn import build_model
+    from edgeport.families.audio.model_config import LOGITS_LAYER
+    from edgeport.training.losses import cosine_schedule, make_loss, make_optimizer
+    from edgeport.training.trainer import make_train_step
+
+    model = build_model(cfg)
+    lm = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+    opt = make_optimizer("adam", cosine_schedule(1e-3, 100), grad_clip=1.0)
+    opt.build(model.trainable_variables)
+    step = make_train_step(lm, make_loss("bce", label_smoothing=0.1), opt, model.trainable_variables)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.random((batch, *cfg.input_shape)).astype(np.float32))
+    y = tf.constant((rng.random((batch, cfg.num_classes)) < 0.2).astype(np.float32))
+    w = tf.ones((batch,))
+    t = time.perf_counter()
+    step(x, y, w)
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(steps):
+        step(x, y, w)
+    return {"params": int(model.count_params()), "input_shape": list(cfg.input_shape), "batch": batch,
+            "first_step_s": round(first, 2), "step_ms": round(1000 * (time.perf_counter() - t) / steps, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--files", type=int, default=48)
+    ap.add_argument("--chunks", type=int, default=288)
+    args = ap.parse_args()
+    from edgeport.families.audio.model_config import AudioModelConfig
+
+    cfg = AudioModelConfig(num_classes=6, class_names=tuple(f"sp{i}" for i in range(6)))  # seed defaults
+    out = {"command": "python benchmarks/train_pipeline.py " + " ".join(sys.argv[1:]), "cpus": os.cpu_count(),
+           "machine": platform.machine(), "python": sys.version.split()[0],
+           "data": f"{args.files} FLAC files, 20 s at 44.1 kHz -> 24 kHz, 3 s chunks, hybrid frontend (264x256)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _data(Path(tmp), args.files)
+        out["pipeline"] = [pipeline_throughput(files, cfg, w, args.chunks, 3) for w in (0, 1, 2)]
+        out["pipeline"].append(pipeline_throughput(files, cfg, 2, args.chunks, 1))
+        for row in out["pipeline"]:
+            print(row, flush=True)
+    from edgeport.training.demo import demo_train_config
+
+    demo = demo_train_config(Path("x"), Path("x.keras"))
+    demo_cfg = AudioModelConfig(**demo.model_config_kwargs(), num_classes=6, class_names=cfg.class_names)
+    out["train_step"] = {"default_dscnn": step_time(cfg), "demo_dscnn": step_time(demo_cfg)}
+    print(out["train_step"], flush=True)
+    out["peak_rss_mb_main_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    dest = Path(__file__).parent / "results" / "train_pipeline.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
