@@ -33,12 +33,14 @@ def demo_train_config(data: Path, checkpoint: Path, *, seed: int = 0, num_worker
 def evaluate_files(model, cfg, files: list[str], labels: np.ndarray, *, max_chunks: int = 2) -> float:
     """File-level macro ROC-AUC: max over each file's salient chunks' probabilities."""
     from edgeport.families.audio.frontends import model_input_from_audio
-    from edgeport.training.trainer import roc_auc
+    from edgeport.training.trainer import predict_logits, roc_auc
 
-    probs = []
-    for f in files:
-        x = model_input_from_audio(f, cfg, max_chunks=max_chunks)
-        probs.append(np.asarray(model(x, training=False)).max(axis=0))
+    xs = [model_input_from_audio(f, cfg, max_chunks=max_chunks) for f in files]
+    p_chunks = predict_logits(model, np.concatenate(xs))  # batched inference; the full model outputs probabilities
+    probs, i = [], 0
+    for x in xs:
+        probs.append(p_chunks[i:i + len(x)].max(axis=0))
+        i += len(x)
     return roc_auc(labels, np.stack(probs))
 
 

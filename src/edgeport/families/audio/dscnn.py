@@ -54,7 +54,7 @@ def _frontend(x, cfg: AudioModelConfig):
         pool = max(1, frames // cfg.spec_width)
         x = layers.Reshape((1, n, 1), name="raw_reshape")(x)
         x = layers.Conv2D(cfg.num_mels, (1, 16), strides=(1, stride), padding="same", use_bias=False,
-                          trainable=cfg.frontend_trainable or True, name="raw_filterbank")(x)
+                          name="raw_filterbank")(x)  # always learned: there is no fixed filterbank to keep
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="raw_bn")(x)
         x = layers.ReLU(6.0, name="raw_relu6")(x)
         if pool > 1:
