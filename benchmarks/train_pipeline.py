@@ -91,6 +91,43 @@ def step_time(cfg, batch: int = 32, steps: int = 10) -> dict:
             "first_step_s": round(first, 2), "step_ms": round(1000 * (time.perf_counter() - t) / steps, 1)}
 
 
+def loop_time(files, cfg, workers: int, steps: int = 12, batch: int = 32) -> dict:
+    """Training steps fed by the stream: does loading overlap with the step (workers) or add to it (0)?"""
+    import json as _json
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from edgeport.families.audio.dscnn import build_model
+    from edgeport.families.audio.model_config import LOGITS_LAYER
+    from edgeport.training.data import ChunkStream, make_executor
+    from edgeport.training.losses import cosine_schedule, make_loss, make_optimizer
+    from edgeport.training.trainer import make_train_step
+
+    model = build_model(cfg)
+    lm = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
+    opt = make_optimizer("adam", cosine_schedule(1e-3, 100), grad_clip=1.0)
+    opt.build(model.trainable_variables)
+    step = make_train_step(lm, make_loss("bce"), opt, model.trainable_variables)
+    labels = np.zeros((len(files), cfg.num_classes), np.float32)
+    ex = make_executor(workers)
+    try:
+        stream = ChunkStream(files, labels, _json.dumps(cfg.to_dict()), executor=ex, seed=0, max_chunks_per_file=3,
+                             reservoir_size=64)
+        it = stream.batches(batch, steps + 1)
+        x, y = next(it)  # warm-up: tracing and worker start-up
+        step(tf.constant(x), tf.constant(y), tf.ones((batch,)))
+        t = time.perf_counter()
+        for x, y in it:
+            step(tf.constant(x), tf.constant(y), tf.ones((batch,)))
+        dt = time.perf_counter() - t
+    finally:
+        if ex:
+            ex.shutdown()
+    return {"workers": workers, "steps": steps, "batch": batch, "step_ms_with_data": round(1000 * dt / steps, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--files", type=int, default=48)
@@ -114,6 +151,10 @@ def main() -> None:
     demo_cfg = AudioModelConfig(**demo.model_config_kwargs(), num_classes=6, class_names=cfg.class_names)
     out["train_step"] = {"default_dscnn": step_time(cfg), "demo_dscnn": step_time(demo_cfg)}
     print(out["train_step"], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _data(Path(tmp), args.files)
+        out["train_loop_demo_model"] = [loop_time(files, demo_cfg, w) for w in (0, 2)]
+        print(out["train_loop_demo_model"], flush=True)
     out["peak_rss_mb_main_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     dest = Path(__file__).parent / "results" / "train_pipeline.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
