@@ -322,11 +322,13 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     opt = make_optimizer(cfg.optimizer, schedule, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
                          mixed_precision=cfg.mixed_precision)
     opt.build(train_vars)
+    # the step counter the schedule reads (a LossScaleOptimizer's own counter does not advance)
+    iterations = getattr(opt, "inner_optimizer", opt).iterations
     start_epoch, best_loss, best_epoch, wait = 0, float("inf"), 0, 0
     history: list[dict] = []
     if state is not None:
         start_epoch = int(state["epoch"])
-        opt.iterations.assign(int(state["step"]))
+        iterations.assign(int(state["step"]))
         best_loss = float(state.get("best_val_loss", float("inf")))
         best_epoch = int(state.get("best_epoch", start_epoch))
         wait = int(state.get("wait", 0))
@@ -356,8 +358,8 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     is_spec = len(mcfg.input_shape) == 3
 
     def write_state(epoch, *, completed=False, interrupted=False):
-        s = {"epoch": epoch, "step": int(opt.iterations.numpy()), "epochs_total": cfg.epochs,
-             "steps_per_epoch": steps, "learning_rate": float(schedule(int(opt.iterations.numpy()))),
+        s = {"epoch": epoch, "step": int(iterations.numpy()), "epochs_total": cfg.epochs,
+             "steps_per_epoch": steps, "learning_rate": float(schedule(int(iterations.numpy()))),
              "best_val_loss": best_loss, "best_epoch": best_epoch, "wait": wait, "mode": mode,
              "completed": completed, "interrupted": interrupted, "seed": cfg.seed,
              "model": out["model"].name}
@@ -368,7 +370,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.time()
-            lr_now = float(schedule(int(opt.iterations.numpy())))
+            lr_now = float(schedule(int(iterations.numpy())))
             bar = tqdm(stream.batches(cfg.batch_size, steps), total=steps, desc=f"epoch {epoch}/{cfg.epochs}",
                        disable=not cfg.progress, leave=False)
             losses, ys, ps = [], [], []
