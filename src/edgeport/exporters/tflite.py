@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 SIGNATURE = "serving_default"
 #: ai-edge-quantizer op names kept float in the full-integer artifact (float32 I/O, float sigmoid).
 FULL_INT8_FLOAT_OPS = ("INPUT", "OUTPUT", "LOGISTIC")
+#: scope regex -> op names kept float inside it in the full-integer artifact. LayerNorm is decomposed into
+#: MEAN / SQUARED_DIFFERENCE / RSQRT / MUL / ADD / SUB; in INT8 its variance is coarse. Measured on the geo
+#: family checkpoint (docs/dev/tflite-route.md): all INT8 top-1 0.83 (fails); these ops float 0.90 (passes),
+#: 212 kB instead of 202 kB. Fully connected layers stay INT8 (matching the op name, not just the scope).
+FULL_INT8_FLOAT_SCOPED_OPS: dict[str, tuple[str, ...]] = {
+    r"normalization\.LayerNorm_": ("MEAN", "SQUARED_DIFFERENCE", "RSQRT", "MUL", "ADD", "SUB"),
+}
 
 
 def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportOptions) -> dict:
@@ -122,6 +129,8 @@ def quantize_full_int8(data: bytes, handle: ModelHandle, options: ExportOptions,
     q.add_static_config(regex=".*", operation_name=op, activation_num_bits=8, weight_num_bits=8,
                         weight_granularity=gran)
     no_quant = algorithm_manager.AlgorithmName.NO_QUANTIZE
+    keep_regexes_in = list(keep_regexes)
+    keep_regexes = keep_regexes_in + input_side_regexes(data, keep_regexes_in)
     for rx in keep_regexes:
         q.update_quantization_recipe(regex=rx, operation_name=op, algorithm_key=no_quant)
     # float32 I/O: the model's virtual INPUT/OUTPUT ops stay float (QUANTIZE/DEQUANTIZE go inside), and the
@@ -129,13 +138,60 @@ def quantize_full_int8(data: bytes, handle: ModelHandle, options: ExportOptions,
     for float_op in FULL_INT8_FLOAT_OPS:
         q.update_quantization_recipe(regex=".*", operation_name=getattr(qtyping.TFLOperationName, float_op),
                                      algorithm_key=no_quant)
+    for rx, float_ops in FULL_INT8_FLOAT_SCOPED_OPS.items():
+        for float_op in float_ops:
+            q.update_quantization_recipe(regex=rx, operation_name=getattr(qtyping.TFLOperationName, float_op),
+                                         algorithm_key=no_quant)
     try:
         with _torch_compat.quiet():
             calib = q.calibrate({SIGNATURE: samples}, num_threads=1)
     except Exception as e:  # noqa: BLE001
         raise ConversionError(f"TFLite INT8 calibration failed: {type(e).__name__}: {_line(e)}") from e
-    notes.update({"calibration_rows": n, "per_channel": not options.per_tensor})
+    notes.update({
+        "calibration_rows": n,
+        "per_channel": not options.per_tensor,
+        "float_ops": list(FULL_INT8_FLOAT_OPS),
+        "float_ops_in_scope": {rx: list(o) for rx, o in FULL_INT8_FLOAT_SCOPED_OPS.items()},
+        "input_side_ops_float": len(keep_regexes) - len(keep_regexes_in),
+    })
     return _run_quantizer(q, calib)
+
+
+def input_side_regexes(data: bytes, keep_regexes: list[str]) -> list[str]:
+    """Exact-name regexes for the ops between the graph inputs and the ops matched by ``keep_regexes``
+    (e.g. the wrapper's column split in front of the geo encoding): quantizing them would round the raw
+    coordinates before the float encoding sees them."""
+    import re
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    if not keep_regexes:
+        return []
+    model = schema.Model.GetRootAs(bytearray(data), 0)
+    sg = model.Subgraphs(0)
+    name = [sg.Tensors(i).Name().decode() for i in range(sg.TensorsLength())]
+    producer: dict[int, int] = {}
+    ops = []
+    for k in range(sg.OperatorsLength()):
+        op = sg.Operators(k)
+        ins = [op.Inputs(j) for j in range(op.InputsLength())]
+        outs = [op.Outputs(j) for j in range(op.OutputsLength())]
+        ops.append((ins, outs))
+        for t in outs:
+            producer[t] = k
+    kept = [k for k, (_, outs) in enumerate(ops) if any(re.search(rx, name[t]) for t in outs for rx in keep_regexes)]
+    seen: set[int] = set()
+    stack = list(kept)
+    while stack:
+        k = stack.pop()
+        for t in ops[k][0]:
+            p = producer.get(t)
+            if t >= 0 and p is not None and p not in seen:
+                seen.add(p)
+                stack.append(p)
+    extra = sorted({name[t] for k in seen - set(kept) for t in ops[k][1]})
+    # ai-edge-quantizer matches against the op scope: its output tensor names, each followed by ";"
+    return [f"(^|;){re.escape(n)};" for n in extra]
 
 
 def _run_quantizer(q, calibration=None) -> bytes:
