@@ -140,7 +140,7 @@ def _tflite_eval(data: bytes, feeds, ref, path: Path) -> dict:
     path.write_bytes(data)
     ops = tflite_op_names(data)
     r = LiteRTRunner.open(path)
-    out, failed = r.run(feeds)
+    out, _failed = r.run(feeds)
     if set(out) != set(ref) and len(out) == len(ref) == 1:  # onnx2tf names its output "output_0"/"Identity"
         out = {next(iter(ref)): next(iter(out.values()))}
     return {**_diff(ref, out), "bytes": len(data), "builtin_only": not any(o.startswith("CUSTOM") for o in ops),
@@ -165,10 +165,10 @@ def tflite_routes(h, feeds, ref, work: Path) -> dict:
             res["litert_torch"][f"{kind} ({label})"] = {"seconds": round(conv + time.perf_counter() - t, 2),
                                                         **_tflite_eval(q, feeds, ref, work / "a.tflite")}
     # route B: torch -> ONNX -> onnx2tf
+    import onnx
+
     from edgeport.exporters import ExportOptions
     from edgeport.exporters import onnx as ox
-
-    import onnx
 
     t = time.perf_counter()
     m = ox.source_onnx(h, ExportOptions())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from edgeport.errors import ConversionError, UnsupportedFormatError
@@ -105,7 +104,7 @@ def test_fp16_block_list_keeps_full_precision_between_blocked_nodes():
 
     m = _graph_with_shared_init()
     x = np.array([[179.93, 0.1, -33.3331]], dtype=np.float32)
-    out, info = convert_fp16(m, keep_nodes=["m1", "m2"])
+    out, _info = convert_fp16(m, keep_nodes=["m1", "m2"])
     np.testing.assert_array_equal(_run(out, x), x * 1 + 1)
     assert out.graph.output[0].type.tensor_type.elem_type == 1  # float32 I/O kept
 
@@ -140,9 +139,10 @@ def test_onnx2tf_never_downloads(tmp_path):
 
 @pytest.mark.slow
 def test_keep_float_module_paths_map_to_onnx_nodes():
+    from _support.torch_models import geo_handle
+
     from edgeport.exporters import _torch_compat
     from edgeport.exporters.onnx import keep_float_nodes, source_onnx
-    from _support.torch_models import geo_handle
 
     h = geo_handle(n_species=8, dim=16, blocks=1)
     m = source_onnx(h, ExportOptions())

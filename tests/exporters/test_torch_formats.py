@@ -63,7 +63,7 @@ def test_onnx_fp16_meets_the_issue_bound_and_keeps_encoding_fp32(torch_export):
 
 
 def test_onnx_fp16_io_variant(torch_export):
-    handle, path, notes = torch_export("geo", "onnx_fp16", fp16_io=True)
+    handle, path, _notes = torch_export("geo", "onnx_fp16", fp16_io=True)
     runner = open_runner("onnxruntime", path)
     assert io_dtypes(runner) == {"inputs": {"input": "float16"}, "outputs": {"probabilities": "float16"}}
     _, result = _check(handle, path, "onnx_fp16", fp16_io=True)
@@ -71,7 +71,7 @@ def test_onnx_fp16_io_variant(torch_export):
 
 
 def test_onnx_int8_excludes_keep_float_nodes(torch_export):
-    handle, path, notes = torch_export("geo", "onnx_int8")
+    _handle, path, notes = torch_export("geo", "onnx_int8")
     import onnx
 
     m = onnx.load(str(path))
@@ -85,7 +85,7 @@ def test_onnx_int8_excludes_keep_float_nodes(torch_export):
 def test_tflite_artifacts_hold_builtin_ops_only(torch_export, fmt):
     from edgeport.exporters.tflite import tflite_op_names
 
-    handle, path, notes = torch_export("geo", fmt)
+    _handle, path, notes = torch_export("geo", fmt)
     ops = tflite_op_names(path.read_bytes())
     assert ops and not [o for o in ops if o.startswith("CUSTOM")]
     assert "GELU" in ops  # exact GELU lowered to the builtin op, not FlexErf
@@ -109,7 +109,7 @@ def test_saved_model_signature_names(torch_export):
 def test_tflite_int8_full_is_integer_inside_with_float_io(torch_export):
     from edgeport.exporters.tflite import tflite_op_names
 
-    handle, path, notes = torch_export("geo", "tflite_int8_full")
+    _handle, path, notes = torch_export("geo", "tflite_int8_full")
     ops = set(tflite_op_names(path.read_bytes()))
     assert {"QUANTIZE", "DEQUANTIZE", "FULLY_CONNECTED"} <= ops
     assert notes["calibration_rows"] > 0 and notes["keep_float_modules"] == ["encoding"]

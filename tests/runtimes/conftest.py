@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/_support
 
-from _support import artifacts  # noqa: E402
+from _support import artifacts
 
 _BASE: list[Path] = []
 

@@ -66,5 +66,5 @@ def convert(onnx_path: Path, out_dir: Path, workdir: Path) -> None:
             )
         except SystemExit as e:  # onnx2tf calls sys.exit on some failures
             raise ConversionError(f"onnx2tf failed (exit {e.code})") from None
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise ConversionError(f"onnx2tf failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e

@@ -50,14 +50,25 @@ def import_torch():
     return torch
 
 
+#: Loggers that report harmless things at WARNING during conversion (e.g. "torchvision is not installed").
+_CHATTY_LOGGERS = ("torch.onnx._internal.exporter._registration",)
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Silence converter chatter on stdout/stderr (progress lines, warnings); errors still raise."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        buf_out, buf_err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
-            yield
+    saved = {n: logging.getLogger(n).level for n in _CHATTY_LOGGERS}
+    for n in _CHATTY_LOGGERS:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            buf_out, buf_err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
+                yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
 
 
 def ordered_module(handle: ModelHandle, *, as_dict: bool):
@@ -139,7 +150,7 @@ def torch_to_onnx_proto(handle: ModelHandle, *, opset: int):
             )
     except ConversionError:
         raise
-    except Exception as e:  # noqa: BLE001 - any exporter failure becomes one clear line
+    except Exception as e:
         raise ConversionError(f"torch.onnx export failed: {_first_line(e)}") from e
     if program is None:
         raise ConversionError("torch.onnx export returned nothing")
@@ -181,7 +192,7 @@ def litert_convert(handle: ModelHandle, *, batch: int) -> bytes:
             return bytes(edge.model_content())
     except ConversionError:
         raise
-    except Exception as e:  # noqa: BLE001 - any converter failure becomes one clear line
+    except Exception as e:
         raise ConversionError(f"litert-torch conversion failed: {_first_line(e)}") from e
 
 
@@ -209,7 +220,7 @@ def check_eager(module, sample: dict) -> None:
             module(**sample)
     except ConversionError:
         raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ConversionError(f"the model fails on a sample input: {_first_line(e)}") from e
 
 

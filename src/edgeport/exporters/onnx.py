@@ -15,7 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.errors import ConversionError, MissingDependencyError, UnsupportedFormatError
+from edgeport.errors import (
+    ConversionError,
+    MissingDependencyError,
+    UnsupportedFormatError,
+)
 from edgeport.exporters import _torch_compat
 from edgeport.exporters.base import ExportOptions, FormatSpec
 from edgeport.sources.base import ModelHandle
@@ -107,7 +111,7 @@ def trig_chain_nodes(model) -> list[str]:
     """Trig nodes and every node between the graph inputs and them (the input encoding)."""
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output}
-    from_input = set(i.name for i in graph.input)
+    from_input = {i.name for i in graph.input}
     # tensors that depend on a graph input
     dep_nodes = set()
     for n in graph.node:  # nodes are topologically sorted in a valid ONNX graph
@@ -277,7 +281,7 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
                 op_block_list=[],  # the converter's default list holds ops ORT runs in FP16 fine; we choose
                 disable_shape_infer=False,
             )
-    except Exception as e:  # noqa: BLE001 - converter failure -> one clear line
+    except Exception as e:
         raise ConversionError(f"FP16 conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
     want = TensorProto.FLOAT16 if fp16_io else TensorProto.FLOAT
     casted = force_output_types(out, want)
@@ -329,7 +333,7 @@ def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: d
                     reduce_range=True,  # x86 u8*s8 kernels saturate int16 sums with full-range QInt8 weights
                     nodes_to_exclude=kept or None,
                 )
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise ConversionError(f"ONNX Runtime dynamic quantization failed: {type(e).__name__}: {_line(e)}") from e
         out = onnx.load_model(str(dst))
     notes.update({
@@ -434,7 +438,7 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
                     op_types_to_quantize=op_types, nodes_to_exclude=kept or None,
                     extra_options=extra,
                 )
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise ConversionError(f"ONNX Runtime static quantization failed: {type(e).__name__}: {_line(e)}") from e
         out = onnx.load_model(str(dst))
     notes.update({

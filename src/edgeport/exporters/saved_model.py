@@ -16,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.errors import ConversionError, MissingDependencyError, UnsupportedFormatError
+from edgeport.errors import (
+    ConversionError,
+    MissingDependencyError,
+    UnsupportedFormatError,
+)
 from edgeport.exporters import _onnx2tf_compat
 from edgeport.exporters.base import ExportOptions, FormatSpec
 from edgeport.sources.base import ModelHandle

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.errors import ConversionError, MissingDependencyError, UnsupportedFormatError
+from edgeport.errors import (
+    ConversionError,
+    MissingDependencyError,
+    UnsupportedFormatError,
+)
 from edgeport.exporters import _torch_compat
 from edgeport.exporters.base import ExportOptions, FormatSpec
 from edgeport.sources.base import ModelHandle
@@ -145,7 +149,7 @@ def quantize_full_int8(data: bytes, handle: ModelHandle, options: ExportOptions,
     try:
         with _torch_compat.quiet():
             calib = q.calibrate({SIGNATURE: samples}, num_threads=1)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ConversionError(f"TFLite INT8 calibration failed: {type(e).__name__}: {_line(e)}") from e
     notes.update({
         "calibration_rows": n,
@@ -198,7 +202,7 @@ def _run_quantizer(q, calibration=None) -> bytes:
     try:
         with _torch_compat.quiet():
             result = q.quantize(calibration) if calibration is not None else q.quantize()
-    except Exception as e:  # noqa: BLE001 - quantizer failure -> one clear line
+    except Exception as e:
         raise ConversionError(f"ai-edge-quantizer failed: {type(e).__name__}: {_line(e)}") from e
     return bytes(result.quantized_model)
 
@@ -247,7 +251,7 @@ def _check_runs(data: bytes, handle: ModelHandle) -> None:
     try:
         it = Interpreter(model_content=data)
         sig = it.get_signature_list().get(SIGNATURE)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ConversionError(f"the TFLite artifact does not load in ai-edge-litert: {_line(e)}") from e
     if sig is None:
         raise ConversionError(f"the TFLite artifact has no '{SIGNATURE}' signature")

@@ -36,7 +36,7 @@ class LiteRTRunner(Runner):
         self._make = lambda: Interpreter(model_path=str(self.path), num_threads=threads)
         try:
             self.interpreter = self._make()
-        except Exception as e:  # noqa: BLE001 - an unloadable artifact is reported in one line
+        except Exception as e:
             raise SourceError(f"ai-edge-litert cannot load {self.path.name}: {str(e).splitlines()[0][:300]}") from e
         sigs = self.interpreter.get_signature_list()
         self.signature = signature or (next(iter(sigs)) if sigs else None)

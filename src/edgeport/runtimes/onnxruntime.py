@@ -60,7 +60,7 @@ class OrtRunner(Runner):
         opts.log_severity_level = 3
         try:
             session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - a file ORT cannot load is a bad artifact, said in one line
+        except Exception as e:
             raise SourceError(f"ONNX Runtime cannot load {path.name}: {str(e).splitlines()[0][:300]}") from e
         return cls(session, path)
 

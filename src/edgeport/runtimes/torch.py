@@ -44,7 +44,7 @@ class TorchRunner(Runner):
             raise SourceError(f"PyTorch program not found: {path}")
         try:
             program = torch.export.load(str(path))
-        except Exception as e:  # noqa: BLE001 - anything but a torch.export archive
+        except Exception as e:
             raise SourceError(f"{path.name} is not a torch.export .pt2 program: {str(e).splitlines()[0][:200]}") from e
         module = program.module()
         sig = program.graph_signature
