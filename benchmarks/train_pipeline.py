@@ -22,10 +22,9 @@ from pathlib import Path
 
 def _data(root: Path, n_files: int) -> list[str]:
     import numpy as np
+    import soundfile as sf
 
     from edgeport.audio.synthetic import CallSynth, SyntheticSpec, make_clip
-
-    import soundfile as sf
 
     spec = SyntheticSpec(n_species=6, duration=20.0, sample_rate=44100)
     synth, rng = CallSynth(spec), np.random.default_rng(0)

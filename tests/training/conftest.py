@@ -13,13 +13,13 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: Small enough for seconds per model: 16 kHz, 0.5 s chunks, 32 frames, 136 STFT bins, alpha 0.25.
-TINY = dict(sample_rate=16000, chunk_duration=0.5, spec_width=32, fft_length=256, num_mels=16, alpha=0.25,
-            embeddings_size=16, batch_size=8, num_workers=0, progress=False, max_chunks_per_file=2,
-            bn_recalibration_batches=4, dropout=0.1, learning_rate=3e-3, reservoir_size=64)
+TINY = {"sample_rate": 16000, "chunk_duration": 0.5, "spec_width": 32, "fft_length": 256, "num_mels": 16, "alpha": 0.25,
+            "embeddings_size": 16, "batch_size": 8, "num_workers": 0, "progress": False, "max_chunks_per_file": 2,
+            "bn_recalibration_batches": 4, "dropout": 0.1, "learning_rate": 3e-3, "reservoir_size": 64}
 
 
 #: A smaller body (plain depthwise-separable blocks, no SE) for tests about the loop, not the architecture.
-SMALL_BODY = dict(use_se=False, use_inverted_residual=False)
+SMALL_BODY = {"use_se": False, "use_inverted_residual": False}
 
 
 def tiny_config(data, ckpt, *, small_body=False, **kw):

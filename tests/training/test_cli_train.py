@@ -19,16 +19,16 @@ def test_defaults_follow_the_seed():
     from edgeport.training.data import default_num_workers
 
     c = _parse(["--data-path-train", "d"])
-    expected = dict(upsample_ratio=0.5, sample_rate=24000, num_mels=64, spec_width=256, fft_length=512,
-                    chunk_duration=3, max_duration=60, audio_frontend="hybrid", mag_scale="pwl", embeddings_size=256,
-                    alpha=1.0, depth_multiplier=1, frontend_trainable=False, mixup_alpha=0.2, mixup_probability=0.25,
-                    spec_augment=True, freq_mask_max=8, time_mask_max=25, dropout=0.5, optimizer="adam",
-                    weight_decay=0.0, loss="auto", focal_gamma=2.0, label_smoothing=0.1, use_se=True,
-                    se_reduction=8, use_inverted_residual=True, expansion_factor=2, use_attention_pooling=False,
-                    n_mfcc=20, grad_clip=1.0, class_weights=True, mixed_precision=False, resume=False, seed=42,
-                    batch_size=32, max_chunks_per_file=3, epochs=50, learning_rate=0.001, val_split=0.2,
-                    checkpoint_path="checkpoints/best_model.keras", qat=False, linear_probe=False, max_samples=None,
-                    patience=10, num_workers=default_num_workers())
+    expected = {"upsample_ratio": 0.5, "sample_rate": 24000, "num_mels": 64, "spec_width": 256, "fft_length": 512,
+                    "chunk_duration": 3, "max_duration": 60, "audio_frontend": "hybrid", "mag_scale": "pwl", "embeddings_size": 256,
+                    "alpha": 1.0, "depth_multiplier": 1, "frontend_trainable": False, "mixup_alpha": 0.2, "mixup_probability": 0.25,
+                    "spec_augment": True, "freq_mask_max": 8, "time_mask_max": 25, "dropout": 0.5, "optimizer": "adam",
+                    "weight_decay": 0.0, "loss": "auto", "focal_gamma": 2.0, "label_smoothing": 0.1, "use_se": True,
+                    "se_reduction": 8, "use_inverted_residual": True, "expansion_factor": 2, "use_attention_pooling": False,
+                    "n_mfcc": 20, "grad_clip": 1.0, "class_weights": True, "mixed_precision": False, "resume": False, "seed": 42,
+                    "batch_size": 32, "max_chunks_per_file": 3, "epochs": 50, "learning_rate": 0.001, "val_split": 0.2,
+                    "checkpoint_path": "checkpoints/best_model.keras", "qat": False, "linear_probe": False, "max_samples": None,
+                    "patience": 10, "num_workers": default_num_workers()}
     for k, v in expected.items():
         assert getattr(c, k) == v, k
 

@@ -31,7 +31,7 @@ def test_outputs_written_and_loadable(tiny_run):
         assert key in cfg_d
     assert cfg_d["class_names"] == tiny_run.class_names
     assert tiny_run.paths["labels"].read_text().split() == tiny_run.class_names
-    model, cfg = load_trained_model(tiny_run.model_path)
+    model, _cfg = load_trained_model(tiny_run.model_path)
     assert model.get_layer("frontend_normalize") is not None
     assert model.get_layer("sigmoid").input is model.get_layer("logits").output
     state = json.loads(tiny_run.paths["state"].read_text())
@@ -100,7 +100,7 @@ def test_linear_probe_leaves_backbone_unchanged(tiny_run, tiny_data, tmp_path, m
     new = tmp_path / "new"
     for i, src in enumerate(sorted(p for p in tiny_data.iterdir() if p.name.startswith("sp"))[:2]):
         shutil.copytree(src, new / f"bird{i}")
-    base, base_cfg = load_trained_model(tiny_run.model_path)
+    base, _base_cfg = load_trained_model(tiny_run.model_path)
     r = train(make_config(new, tiny_run.model_path, epochs=2, linear_probe=True, learning_rate=1e-2))
     assert r.model_path.name == "tiny_probe.keras"
     probe, probe_cfg = load_trained_model(r.model_path)
@@ -133,7 +133,7 @@ def test_qat_fine_tune_saves_clean_model(tiny_run, tiny_data, make_config):
 
     r = train(make_config(tiny_data, tiny_run.model_path, epochs=1, qat=True, learning_rate=1e-4))
     assert r.model_path.name == "tiny_qat.keras" and r.paths["config"].is_file()
-    model, cfg = load_trained_model(r.model_path)
+    model, _cfg = load_trained_model(r.model_path)
     types = {type(la).__name__ for la in model._flatten_layers(include_self=False)}
     assert not any("Quant" in t for t in types)
     base, _ = load_trained_model(tiny_run.model_path)

@@ -24,7 +24,7 @@ def chunk_starts(length: int, chunk: int, overlap: float = 0.5, offset: int = 0)
         raise ValueError("overlap must be in [0, 1)")
     if length <= chunk:
         return np.zeros(1, dtype=np.int64)
-    step = max(1, int(round(chunk * (1.0 - overlap))))
+    step = max(1, round(chunk * (1.0 - overlap)))
     starts = np.arange(min(offset, length - chunk), length - chunk + 1, step, dtype=np.int64)
     if starts.size == 0 or starts[-1] + chunk < length:  # cover the tail
         starts = np.append(starts, length - chunk)
@@ -55,7 +55,7 @@ def salient_chunks(x: np.ndarray, chunk: int, k: int, *, overlap: float = 0.5,
     """
     if x.size <= chunk:
         return fit_length(x, chunk)[None, :].astype(np.float32)
-    step = max(1, int(round(chunk * (1.0 - overlap))))
+    step = max(1, round(chunk * (1.0 - overlap)))
     offset = int(rng.integers(0, step)) if rng is not None else 0
     starts = chunk_starts(x.size, chunk, overlap, offset)
     # energy of each candidate from a cumulative sum of squares: O(len) for any number of candidates

@@ -89,7 +89,7 @@ def _read_audioread(path: Path, max_duration: float | None, first_error: Excepti
         if limit is not None:
             data = data[:limit]
         return data.reshape(-1, ch), sr
-    except Exception as e:  # noqa: BLE001 - any audioread backend failure means unreadable
+    except Exception as e:
         raise AudioReadError(f"{path}: {first_error}; audioread: {e}") from e
 
 

@@ -23,7 +23,7 @@ DB_RANGE = 80.0
 
 
 def hop_length(sample_rate: int, chunk_duration: float, spec_width: int) -> int:
-    return max(1, int(round(sample_rate * chunk_duration)) // spec_width)
+    return max(1, round(sample_rate * chunk_duration) // spec_width)
 
 
 def padded_bins(fft_length: int) -> int:

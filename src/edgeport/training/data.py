@@ -121,7 +121,7 @@ def split_dataset(ds: AudioDataset, val_split: float, seed: int) -> tuple[np.nda
                         "score; add more files to validate it", name, idx.size)
             train.extend(idx.tolist())
             continue
-        n_val = int(round(idx.size * val_split)) if val_split > 0 else 0
+        n_val = round(idx.size * val_split) if val_split > 0 else 0
         n_val = min(max(n_val, 1 if val_split > 0 else 0), idx.size - 1)
         val.extend(idx[:n_val].tolist())
         train.extend(idx[n_val:].tolist())
@@ -135,7 +135,7 @@ def upsample_indices(folder_of: np.ndarray, ratio: float, seed: int) -> np.ndarr
         return idx
     rng = np.random.default_rng(seed)
     counts = np.bincount(folder_of)
-    target = int(math.ceil(ratio * counts.max()))
+    target = math.ceil(ratio * counts.max())
     extra = []
     for fi, c in enumerate(counts):
         if 0 < c < target:

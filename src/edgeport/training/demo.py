@@ -22,10 +22,11 @@ def demo_train_config(data: Path, checkpoint: Path, *, seed: int = 0, num_worker
     from edgeport.training.config import TrainConfig
     from edgeport.training.data import default_num_workers
 
-    kw = dict(data_path_train=str(data), checkpoint_path=str(checkpoint), sample_rate=16000, chunk_duration=2.0,
-              spec_width=128, num_mels=32, fft_length=256, alpha=0.5, embeddings_size=128, dropout=0.2,
-              epochs=40, learning_rate=3e-3, batch_size=32, max_chunks_per_file=2, seed=seed,
-              num_workers=min(2, default_num_workers()) if num_workers is None else num_workers, progress=False)
+    kw = {"data_path_train": str(data), "checkpoint_path": str(checkpoint), "sample_rate": 16000,
+          "chunk_duration": 2.0, "spec_width": 128, "num_mels": 32, "fft_length": 256, "alpha": 0.5,
+          "embeddings_size": 128, "dropout": 0.2, "epochs": 40, "learning_rate": 3e-3, "batch_size": 32,
+          "max_chunks_per_file": 2, "seed": seed, "progress": False,
+          "num_workers": min(2, default_num_workers()) if num_workers is None else num_workers}
     kw.update(overrides)
     return TrainConfig(**kw)
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from edgeport.errors import SourceError
-from edgeport.families.audio.model_config import EMBEDDING_LAYER, LOGITS_LAYER, SIGMOID_LAYER
+from edgeport.families.audio.model_config import (
+    EMBEDDING_LAYER,
+    LOGITS_LAYER,
+    SIGMOID_LAYER,
+)
 
 
 def build_probe_model(base, num_classes: int, *, dropout: float = 0.0):

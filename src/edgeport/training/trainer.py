@@ -232,12 +232,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     from edgeport.training.data import scan_dataset
 
     base_model = base_mcfg = None
-    if mode != "train":
-        if not cfg.checkpoint.is_file():
-            what = "QAT fine-tunes a trained model" if mode == "qat" else "Linear probing needs a pretrained model"
-            raise ConfigError(f"{what}, and {cfg.checkpoint} does not exist: train without --"
-                              f"{'qat' if mode == 'qat' else 'linear-probe'} first (QAT from random weights "
-                              "does not converge)")
+    if mode != "train" and not cfg.checkpoint.is_file():
+        what = "QAT fine-tunes a trained model" if mode == "qat" else "Linear probing needs a pretrained model"
+        raise ConfigError(f"{what}, and {cfg.checkpoint} does not exist: train without --"
+                          f"{'qat' if mode == 'qat' else 'linear-probe'} first (QAT from random weights "
+                          "does not converge)")
     # data first: bad folders fail before TensorFlow is imported
     ds = scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
     set_seeds(cfg.seed)
@@ -282,8 +281,8 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     from edgeport.families.audio.model_config import LOGITS_LAYER, write_model_config
     from edgeport.training import data as D
     from edgeport.training.losses import cosine_schedule, make_loss, make_optimizer
-    from edgeport.training.qat import freeze_batchnorm, quantizable_kernels
     from edgeport.training.probe import build_probe_model
+    from edgeport.training.qat import freeze_batchnorm, quantizable_kernels
 
     # ------------------------------------------------------------------ data split
     tr_idx, va_idx = D.split_dataset(ds, cfg.val_split, cfg.seed)

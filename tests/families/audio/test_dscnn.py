@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-SMALL = dict(sample_rate=16000, chunk_duration=0.5, spec_width=16, fft_length=128, num_mels=16, alpha=0.25,
-             embeddings_size=16, num_classes=3, class_names=("a", "b", "c"))
+SMALL = {"sample_rate": 16000, "chunk_duration": 0.5, "spec_width": 16, "fft_length": 128, "num_mels": 16, "alpha": 0.25,
+             "embeddings_size": 16, "num_classes": 3, "class_names": ("a", "b", "c")}
 
 
 def test_deprecated_aliases_warn():
@@ -21,7 +21,11 @@ def test_deprecated_aliases_warn():
 
 
 def test_model_config_round_trip(tmp_path):
-    from edgeport.families.audio.model_config import AudioModelConfig, read_model_config, write_model_config
+    from edgeport.families.audio.model_config import (
+        AudioModelConfig,
+        read_model_config,
+        write_model_config,
+    )
 
     cfg = AudioModelConfig(**SMALL, audio_frontend="hybrid", mag_scale="pcen", use_attention_pooling=True)
     write_model_config(cfg, tmp_path / "m_model_config.json")

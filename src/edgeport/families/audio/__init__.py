@@ -3,8 +3,17 @@
 Light to import (no TensorFlow): Keras parts live in ``layers``, ``dscnn`` and ``loading``.
 """
 
-from edgeport.families.audio.frontends import FRONTENDS, MAG_SCALES, model_input_from_audio, resolve_frontend
-from edgeport.families.audio.model_config import AudioModelConfig, read_model_config, write_model_config
+from edgeport.families.audio.frontends import (
+    FRONTENDS,
+    MAG_SCALES,
+    model_input_from_audio,
+    resolve_frontend,
+)
+from edgeport.families.audio.model_config import (
+    AudioModelConfig,
+    read_model_config,
+    write_model_config,
+)
 
 __all__ = [
     "FRONTENDS", "MAG_SCALES", "AudioModelConfig", "model_input_from_audio", "read_model_config",

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeport.errors import SourceError
-from edgeport.families.audio.model_config import AudioModelConfig, config_path_for, read_model_config
+from edgeport.families.audio.model_config import (
+    AudioModelConfig,
+    config_path_for,
+    read_model_config,
+)
 
 
 def load_keras_model(path: Path | str, *, safe_mode: bool = True):

@@ -64,7 +64,7 @@ class AudioModelConfig:
 
     @property
     def chunk_samples(self) -> int:
-        return int(round(self.sample_rate * self.chunk_duration))
+        return round(self.sample_rate * self.chunk_duration)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
