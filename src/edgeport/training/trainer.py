@@ -332,6 +332,9 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
         best_epoch = int(state.get("best_epoch", start_epoch))
         wait = int(state.get("wait", 0))
         history = [r for r in read_history(out["history"]) if r["epoch"] <= start_epoch]
+        if start_epoch >= cfg.epochs:
+            log.info("%s is already trained to epoch %d (--epochs %d): raise --epochs to continue",
+                     out["model"].name, start_epoch, cfg.epochs)
         log.info("Resuming at epoch %d, step %d, learning rate %.3g (cosine over %d steps)", start_epoch,
                  int(state["step"]), float(schedule(int(state["step"]))), total_steps)
 
