@@ -24,7 +24,6 @@ import contextlib
 import inspect
 import io
 import logging
-import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -222,14 +221,3 @@ def check_eager(module, sample: dict) -> None:
         raise
     except Exception as e:
         raise ConversionError(f"the model fails on a sample input: {_first_line(e)}") from e
-
-
-def venv_bin_on_path() -> None:
-    """onnx2tf calls the ``onnxsim`` executable: make the interpreter's bin folder visible."""
-    bindir = os.path.dirname(os.path.realpath(os.sys.executable))
-    bindir_unresolved = os.path.dirname(os.sys.executable)
-    path = os.environ.get("PATH", "")
-    for d in (bindir_unresolved, bindir):
-        if d not in path.split(os.pathsep):
-            path = d + os.pathsep + path
-    os.environ["PATH"] = path
