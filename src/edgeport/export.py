@@ -99,7 +99,7 @@ class ArtifactResult:
             "validate_seconds": self.validate_seconds,
             "golden_vectors": rel(self.golden),
             "io_dtypes": self.io_dtypes,
-            "validation": self.comparison.to_dict() if self.comparison else None,
+            "validation": self.comparison.to_dict() if self.comparison is not None else None,
             "worst_seed": self.worst_seed,
             "batch_validate": self.seeds,
             "notes": self.notes,
@@ -196,6 +196,16 @@ def _feeds_file_reader(handle: ModelHandle, path: Path, flag: str):
     return read
 
 
+def _first_error(runner, feeds: Feeds, failed: np.ndarray) -> str:
+    """The error of the first failing reference row, for the message."""
+    i = int(np.argmax(failed))
+    try:
+        runner.infer({k: v[i : i + 1] for k, v in feeds.items()})
+    except Exception as e:  # noqa: BLE001 - reported to the user
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+    return "the row failed in a batch but not alone"
+
+
 def calibration_summary(feeds: Feeds, *, source: str) -> dict:
     """Size, per-input range and content hash of a calibration set (for the manifest)."""
     import hashlib
@@ -271,7 +281,8 @@ def export_handle(handle: ModelHandle, config: ExportConfig) -> ExportResult:
         feeds = reference_feeds(handle, config, seed)
         outs, failed = reference.run(feeds, batch_size=config.validate_batch_size)
         if failed.any():
-            raise SourceError(f"the source model itself failed on {int(failed.sum())} reference inputs")
+            raise SourceError(f"the source model itself failed on {int(failed.sum())} of {failed.size} reference "
+                              f"inputs ({_first_error(reference, feeds, failed)})")
         refs.append((seed, feeds, outs))
     ref_summary = {
         "rows": int(next(iter(refs[0][1].values())).shape[0]),

@@ -21,7 +21,7 @@ CONFIG = {"n_species": 24, "hidden": 48, "harmonics": 4}
 
 @pytest.fixture
 def user_dir(tmp_path, monkeypatch):
-    """A folder holding the user's module, made the current directory (the module is found from there)."""
+    """A folder holding the user's module, made the current directory (the CLI finds the module from there)."""
     (tmp_path / "my_range_models.py").write_text(SOURCE)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
@@ -29,9 +29,15 @@ def user_dir(tmp_path, monkeypatch):
 
 
 def _import_user_module():
-    import importlib
+    """The test's own copy of the user's module, loaded from the file (not through sys.path, so the CLI's
+    lookup from the current directory is what the export exercises)."""
+    import importlib.util
+    from pathlib import Path
 
-    return importlib.import_module("my_range_models")
+    spec = importlib.util.spec_from_file_location("_test_copy_of_user_models", Path.cwd() / "my_range_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _realistic_coords(path, n=160, seed=3):
@@ -94,7 +100,8 @@ def test_pt2_route_with_geo_wrapper(user_dir, capsys):
 
     model = _import_user_module().build(**CONFIG).eval()
     x = torch.tensor([10.0, -20.0]), torch.tensor([30.0, 100.0]), torch.tensor([5.0, 40.0])
-    ep = torch.export.export(model, x)
+    batch = torch.export.Dim("batch", min=1)
+    ep = torch.export.export(model, x, dynamic_shapes=({0: batch}, {0: batch}, {0: batch}))
     torch.export.save(ep, user_dir / "range.pt2")
     code, m = _export(capsys, user_dir / "range.pt2", "--wrapper", "geo", "--formats", "all",
                       "--outdir", user_dir / "out")
@@ -111,8 +118,23 @@ def test_pt2_route_with_own_wrapper(user_dir, capsys):
     ep = torch.export.export(wrapped, (torch.zeros(4, 3),), dynamic_shapes=({0: batch},))
     torch.export.save(ep, user_dir / "packed.pt2")
     _realistic_coords(user_dir / "coords.npz")
+    _realistic_coords(user_dir / "calib.npz", n=256, seed=11)
     code, m = _export(capsys, user_dir / "packed.pt2", "--reference-inputs", user_dir / "coords.npz",
                       "--calibration-inputs", user_dir / "calib.npz", "--formats", "all", "--outdir", user_dir / "out")
     assert code == 0, m["_printed"]
     _all_formats_passed(m)
     assert [t["name"] for t in m["inputs"]] == ["coords"] and m["inputs"][0]["shape"] == [None, 3]
+
+
+def test_pt2_with_a_fixed_batch_is_refused_with_the_fix(user_dir, capsys):
+    import torch
+
+    model = _import_user_module().build(**CONFIG).eval()
+    x = torch.tensor([10.0, -20.0]), torch.tensor([30.0, 100.0]), torch.tensor([5.0, 40.0])
+    torch.export.save(torch.export.export(model, x), user_dir / "fixed.pt2")
+    code = main(["export", str(user_dir / "fixed.pt2"), "--wrapper", "geo", "--formats", "onnx",
+                 "--outdir", str(user_dir / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "fixed batch of 2" in err and "Dim('batch')" in err
+    assert not (user_dir / "out").exists() or not any((user_dir / "out").iterdir())

@@ -76,7 +76,7 @@ def write_outputs(result, config) -> None:
                 "error": a.error,
                 "worst_seed": a.worst_seed,
                 "batch_validate": a.seeds,
-                **(a.comparison.to_dict() if a.comparison else {}),
+                **(a.comparison.to_dict() if a.comparison is not None else {}),
             }
             for a in result.artifacts
         },

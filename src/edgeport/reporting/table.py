@@ -38,7 +38,7 @@ def format_table(artifacts) -> str:
     rows = []
     for a in artifacts:
         cmp = a.comparison
-        h = cmp.headline() if cmp else {}
+        h = cmp.headline() if cmp is not None else {}
         result = {"passed": "PASS", "failed": "FAIL"}.get(a.status, "ERROR")
         rows.append((
             a.format,
@@ -47,7 +47,7 @@ def format_table(artifacts) -> str:
             _num(h.get("mean_abs_diff")),
             _num(h.get("cosine_mean"), ".6f"),
             _num(h.get("top1_agreement"), ".3f"),
-            gate_text(cmp.gate) if cmp else "-",
+            gate_text(cmp.gate) if cmp is not None else "-",
             result,
         ))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -56,6 +56,6 @@ def format_table(artifacts) -> str:
     for a in artifacts:
         if a.status == "error":
             out.append(f"  {a.format}: {a.error}")
-        elif a.status == "failed" and a.comparison:
+        elif a.status == "failed" and a.comparison is not None:
             out.append(f"  {a.format}: " + "; ".join(a.comparison.failures))
     return "\n".join(out)

@@ -132,7 +132,7 @@ def _pt2_module(torch, ep):
     may call ``model(lat, lon, week, return_env=False)`` on a program exported from positional inputs)."""
     inner = ep.module()
     in_spec = ep.call_spec.in_spec
-    kw_names = set(in_spec.children_specs[1].context) if in_spec is not None and in_spec.num_children == 2 else set()
+    kw_names = set(in_spec.child(1).context) if in_spec is not None and in_spec.num_children == 2 else set()
 
     class Exported(torch.nn.Module):
         def __init__(self):
@@ -141,6 +141,11 @@ def _pt2_module(torch, ep):
 
         def forward(self, *args, **kwargs):
             return self.program(*args, **{k: v for k, v in kwargs.items() if k in kw_names})
+
+        def train(self, mode: bool = True):
+            # an exported program keeps the mode it was exported in and refuses train()/eval()
+            self.training = mode
+            return self
 
     return Exported()
 
@@ -208,6 +213,13 @@ def load_torch(
             except Exception as e:  # noqa: BLE001
                 raise SourceError(f"{path} could not be loaded by torch.export.load ({type(e).__name__}: {e})") from None
             specs_in, outs = _pt2_specs(ep)
+            fixed = [t for t in specs_in if t.shape and t.shape[0] is not None]
+            if fixed:
+                raise SourceError(
+                    f"{path} was exported with a fixed batch of {fixed[0].shape[0]} (input '{fixed[0].name}'); "
+                    "edgeport validates on hundreds of rows: re-export with a dynamic batch, e.g. "
+                    "dynamic_shapes={'" + fixed[0].name + "': {0: torch.export.Dim('batch')}}"
+                )
             model = _pt2_module(torch, ep)
         else:
             obj = _load_checkpoint(path, trust_source)

@@ -52,9 +52,6 @@ class Comparison:
     def passed(self) -> bool:
         return not self.problems and all(c.passed for c in self.checks)
 
-    def __bool__(self) -> bool:
-        return self.passed
-
     @property
     def failures(self) -> list[str]:
         return self.problems + [c.describe() for c in self.checks if not c.passed]
