@@ -1,4 +1,5 @@
-"""Session-wide fixtures: one small non-trivial geo checkpoint and one export of it to every format."""
+"""Session-wide fixtures: one small non-trivial geo checkpoint and one export of it to every format, each
+built once per test run (shared by the xdist workers under a lock)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+
+from tests.shared import shared_dir  # noqa: E402
 
 GEO_SPECIES = 64
 GEO_SCALE = 0.25
@@ -17,19 +20,21 @@ def geo_checkpoint(tmp_path_factory):
     """A non-trivial geo checkpoint (fit to synthetic range maps) with labels.txt and a licence beside it."""
     from edgeport.families.geo import make_geo_checkpoint
 
-    d = tmp_path_factory.mktemp("geo_ckpt")
-    path = d / "checkpoint_best.pt"
-    make_geo_checkpoint(path, n_species=GEO_SPECIES, model_scale=GEO_SCALE, steps=300, seed=0)
+    with shared_dir(tmp_path_factory, "geo_ckpt") as (d, built):
+        path = d / "checkpoint_best.pt"
+        if not built:
+            make_geo_checkpoint(path, n_species=GEO_SPECIES, model_scale=GEO_SCALE, steps=300, seed=0)
     return path
 
 
 @pytest.fixture(scope="session")
 def geo_export_all(geo_checkpoint, tmp_path_factory):
-    """``edgeport export --formats all`` of the geo checkpoint, run once per session."""
+    """The folder of ``edgeport export --formats all`` of the geo checkpoint, run once per test run."""
     from edgeport.export import ExportConfig, export_handle
     from edgeport.sources import load_source
 
-    out = tmp_path_factory.mktemp("geo_export") / "exports"
-    handle = load_source(geo_checkpoint)
-    result = export_handle(handle, ExportConfig(formats=("all",), outdir=out))
-    return result
+    with shared_dir(tmp_path_factory, "geo_export") as (d, built):
+        out = d / "exports"
+        if not built:
+            export_handle(load_source(geo_checkpoint), ExportConfig(formats=("all",), outdir=out))
+    return out

@@ -6,6 +6,8 @@ a registered format has none.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -13,19 +15,19 @@ from edgeport.exporters import FORMATS
 from edgeport.runtimes import open_runner, runner_class
 from edgeport.validation import compare, gate_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("geo_export")]
+pytestmark = pytest.mark.slow
 
-#: format -> fixture holding an ExportResult that includes it
+#: format -> (fixture giving an export folder that includes it, fixture giving the source it was made from)
 ROUND_TRIP_CASES = {
-    "onnx": "geo_export_all",
-    "onnx_fp16": "geo_export_all",
-    "onnx_int8": "geo_export_all",
-    "onnx_int8_static": "geo_export_all",
-    "tflite": "geo_export_all",
-    "tflite_fp16": "geo_export_all",
-    "tflite_int8": "geo_export_all",
-    "tflite_int8_full": "geo_export_all",
-    "tf": "geo_export_all",
+    "onnx": ("geo_export_all", "geo_checkpoint"),
+    "onnx_fp16": ("geo_export_all", "geo_checkpoint"),
+    "onnx_int8": ("geo_export_all", "geo_checkpoint"),
+    "onnx_int8_static": ("geo_export_all", "geo_checkpoint"),
+    "tflite": ("geo_export_all", "geo_checkpoint"),
+    "tflite_fp16": ("geo_export_all", "geo_checkpoint"),
+    "tflite_int8": ("geo_export_all", "geo_checkpoint"),
+    "tflite_int8_full": ("geo_export_all", "geo_checkpoint"),
+    "tf": ("geo_export_all", "geo_checkpoint"),
 }
 
 
@@ -36,22 +38,27 @@ def test_every_registered_format_has_a_round_trip_case():
 
 @pytest.mark.parametrize("fmt_name", FORMATS.names())
 def test_round_trip(fmt_name, request):
-    result = request.getfixturevalue(ROUND_TRIP_CASES[fmt_name])
-    art = {a.format: a for a in result.artifacts}.get(fmt_name)
+    from edgeport.sources import load_source
+
+    export_fixture, source_fixture = ROUND_TRIP_CASES[fmt_name]
+    outdir = request.getfixturevalue(export_fixture)
+    handle = load_source(request.getfixturevalue(source_fixture))
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    art = {a["format"]: a for a in manifest["artifacts"]}.get(fmt_name)
     assert art is not None, f"{fmt_name} was not exported by the session export"
-    assert art.status == "passed", f"{fmt_name}: {art.error or art.comparison.failures}"
+    assert art["status"] == "passed", f"{fmt_name}: {art['error'] or art['validation']['failures']}"
     fmt = FORMATS.get(fmt_name)
-    assert art.path.name == fmt.artifact_name(result.handle.name)
+    assert art["file"] == fmt.artifact_name(handle.name)
 
     # Independently of the pipeline: run the kept artifact and the source model on the golden inputs.
-    with np.load(art.golden) as g:
+    with np.load(outdir / art["golden_vectors"]) as g:
         feeds = {k.removeprefix("input__"): g[k] for k in g.files if k.startswith("input__")}
         stored_ref = {k.removeprefix("reference__"): g[k] for k in g.files if k.startswith("reference__")}
-    ref, failed_ref = runner_class("torch").from_handle(result.handle).run(feeds)
+    ref, failed_ref = runner_class("torch").from_handle(handle).run(feeds)
     assert not failed_ref.any()
     for k in ref:
         np.testing.assert_allclose(ref[k], stored_ref[k], rtol=0, atol=1e-6)
-    got, failed = open_runner(fmt.runtime, art.path).run(feeds)
+    got, failed = open_runner(fmt.runtime, outdir / art["file"]).run(feeds)
     cmp = compare(ref, got, gate_for(fmt_name), failed=failed)
     assert cmp.passed, cmp.failures
-    assert set(got) == set(result.handle.output_names)
+    assert set(got) == set(handle.output_names)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.shared import shared_dir
+
+_shared = shared_dir  # the name earlier fixtures used
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -35,41 +37,12 @@ def make_config():
     return tiny_config
 
 
-@contextlib.contextmanager
-def _shared(tmp_path_factory, name: str, timeout: float = 900.0):
-    """A directory shared by all xdist workers of this run, built once under a lock.
-
-    Yields (directory, already_built). pytest-xdist's ``xdist_group`` did not keep tests on one worker
-    with pytest 9.2 / xdist 3.8, so session fixtures would otherwise be rebuilt on every worker.
-    """
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    d, lock, done = base / name, base / f"{name}.lock", base / f"{name}.done"
-    t0 = time.time()
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            if time.time() - t0 > timeout:
-                raise TimeoutError(f"waited {timeout:.0f} s for {lock}") from None
-            time.sleep(0.5)
-    try:
-        d.mkdir(exist_ok=True)
-        yield d, done.exists()
-        done.touch()
-    finally:
-        os.close(fd)
-        os.unlink(lock)
-
-
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """3 species (20 files each) + noise (10) of 1 s clips, easy difficulty."""
     from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
 
-    with _shared(tmp_path_factory, "tiny_audio") as (root, built):
+    with shared_dir(tmp_path_factory, "tiny_audio") as (root, built):
         if not built:
             generate_dataset(root, SyntheticSpec(n_species=3, files_per_class=20, noise_files=10, duration=1.0,
                                                  sample_rate=16000, difficulty=0.0, snr_db=(5.0, 20.0)), seed=3)
@@ -92,7 +65,7 @@ def tiny_run(tmp_path_factory, tiny_data):
     """One tiny DS-CNN trained for a few epochs (the session's shared model, trained once per test run)."""
     from edgeport.training.trainer import TrainResult, train
 
-    with _shared(tmp_path_factory, "tiny_run") as (d, built):
+    with shared_dir(tmp_path_factory, "tiny_run") as (d, built):
         summary = d / "result.json"
         if not built:
             r = train(tiny_config(tiny_data, d / "tiny.keras", epochs=8, seed=1))
