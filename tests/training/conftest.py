@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.shared import shared_dir
+from tests._support.shared import shared_dir
 
 _shared = shared_dir  # the name earlier fixtures used
 
