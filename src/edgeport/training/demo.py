@@ -69,7 +69,7 @@ def train_demo(outdir: Path, *, seed: int = 0, epochs: int | None = None) -> dic
     t_data = time.time() - t0
 
     overrides = {"epochs": epochs} if epochs else {}
-    cfg = demo_train_config(train_dir, outdir / "audio" / "demo_dscnn.keras", seed=seed, **overrides)
+    cfg = demo_train_config(train_dir, outdir / "model" / "demo_dscnn.keras", seed=seed, **overrides)
     t1 = time.time()
     result = train(cfg)
     t_train = time.time() - t1
@@ -91,8 +91,8 @@ def train_demo(outdir: Path, *, seed: int = 0, epochs: int | None = None) -> dic
         "seconds": time.time() - t0, "seconds_data": t_data, "seconds_train": t_train, "seconds_baseline": t_base,
         "difficulty": DEMO_DIFFICULTY,
     }
-    (outdir / "audio").mkdir(parents=True, exist_ok=True)
-    (outdir / "audio" / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (outdir / "model").mkdir(parents=True, exist_ok=True)
+    (outdir / "model" / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("Demo DS-CNN: val ROC-AUC %.3f, test ROC-AUC %.3f; mean-spectrum baseline %.3f (%.0f s)",
              result.val_roc_auc, test_auc, base_auc, summary["seconds"])
     return summary

@@ -409,5 +409,5 @@ def make_geo_checkpoint(
     if not ok:
         logger.warning("synthetic geo checkpoint %s is trivial by SPEC §5 (%s): try more steps", path,
                        details["checks"])
-    logger.info("synthetic geo checkpoint %s: %s", path, summary)
+    logger.debug("synthetic geo checkpoint %s: %s", path, summary)
     return summary
