@@ -31,11 +31,24 @@ def chunk_starts(length: int, chunk: int, overlap: float = 0.5, offset: int = 0)
     return np.unique(starts)
 
 
-def chunk_signal(x: np.ndarray, chunk: int, overlap: float = 0.5) -> np.ndarray:
-    """All overlapping chunks of ``x`` as an array (n_chunks, chunk); a short signal gives one padded chunk."""
+def chunk_signal(x: np.ndarray, chunk: int, overlap: float = 0.5, *, return_starts: bool = False):
+    """All overlapping chunks of ``x`` as an array (n_chunks, chunk); a short signal gives one padded chunk.
+
+    ``return_starts=True`` also returns each chunk's first sample (0 for a padded short signal)."""
     if x.size <= chunk:
-        return fit_length(x, chunk)[None, :]
-    return np.stack([x[s:s + chunk] for s in chunk_starts(x.size, chunk, overlap)])
+        out, starts = fit_length(x, chunk)[None, :], np.zeros(1, dtype=np.int64)
+    else:
+        starts = chunk_starts(x.size, chunk, overlap)
+        out = np.stack([x[s:s + chunk] for s in starts])
+    return (out, starts) if return_starts else out
+
+
+def chunk_times_from_starts(starts, chunk_samples: int, n_samples: int, sample_rate: int) -> np.ndarray:
+    """(n_chunks, 2) start/end seconds of chunks beginning at sample ``starts``; an end never passes the
+    file's last sample (a short file padded to one chunk ends where its audio ends)."""
+    s = np.asarray(starts, dtype=np.float64).reshape(-1)
+    end = np.minimum(s + chunk_samples, max(int(n_samples), 0))
+    return np.stack([s, np.maximum(end, s)], axis=1) / float(sample_rate)
 
 
 def short_time_energy(x: np.ndarray, frame: int) -> np.ndarray:

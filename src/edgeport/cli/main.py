@@ -16,6 +16,7 @@ COMMANDS = {
     "export": "edgeport.cli.export",
     "demo": "edgeport.cli.demo",
     "train": "edgeport.cli.train",
+    "evaluate": "edgeport.cli.evaluate",
 }
 
 

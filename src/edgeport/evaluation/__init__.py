@@ -2,13 +2,15 @@
 
 Independent of how model inputs are made: the audio pipeline yields ``(file_id, labels, inputs,
 chunk_times)`` items and ``evaluate_runner`` does the rest. Report writing (matplotlib) is imported
-only when used: ``from edgeport.evaluation.report import write_reports``.
+only when used: ``from edgeport.evaluation.report import write_reports``; the audio side (a test folder,
+an artifact, its model config) is ``edgeport.evaluation.audio.evaluate_audio_artifact``.
 """
 
 from edgeport.evaluation.evaluate import (
     HEADLINE,
     EvaluationResult,
     chunk_times_from_starts,
+    decide_sigmoid,
     evaluate_runner,
     evaluate_scores,
     pick_output,
@@ -23,6 +25,7 @@ __all__ = [
     "POOLINGS",
     "EvaluationResult",
     "chunk_times_from_starts",
+    "decide_sigmoid",
     "evaluate_runner",
     "evaluate_scores",
     "multilabel_metrics",

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeport.audio.chunking import chunk_times_from_starts
 from edgeport.errors import ConfigError, DataError
 from edgeport.evaluation.metrics import multilabel_metrics
 from edgeport.evaluation.pooling import DEFAULT_LME_SHARPNESS, POOLINGS, pool_scores
@@ -76,14 +77,6 @@ class EvaluationResult:
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function without overflow (``0.5 * (1 + tanh(x / 2))``)."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
-
-
-def chunk_times_from_starts(starts, chunk_samples: int, n_samples: int, sample_rate: int) -> np.ndarray:
-    """(n_chunks, 2) start/end seconds of chunks beginning at sample ``starts``; an end never passes the
-    file's last sample (a short file padded to one chunk ends where its audio ends)."""
-    s = np.asarray(starts, dtype=np.float64).reshape(-1)
-    end = np.minimum(s + chunk_samples, max(int(n_samples), 0))
-    return np.stack([s, np.maximum(end, s)], axis=1) / float(sample_rate)
 
 
 def _times(t, n: int, file_id: str) -> np.ndarray:
@@ -203,6 +196,20 @@ def pick_output(outputs: dict[str, np.ndarray], n_classes: int, output_name: str
     return fits[0]
 
 
+def decide_sigmoid(output_name: str | None, scores: np.ndarray) -> tuple[bool | None, str | None]:
+    """Whether scores are logits (apply the sigmoid) and why: an output named ``*logit*``, or any finite
+    score outside [0, 1]. ``(None, None)`` when nothing finite was seen yet (decide on a later batch)."""
+    if output_name and "logit" in output_name.lower():
+        return True, f"output '{output_name}' is named as logits"
+    fin = np.asarray(scores)[np.isfinite(scores)]
+    if not fin.size:
+        return None, None
+    lo, hi = float(fin.min()), float(fin.max())
+    if lo < 0.0 or hi > 1.0:
+        return True, f"scores range {lo:.3g}..{hi:.3g}, outside [0, 1]: taken as logits"
+    return False, f"scores range {lo:.3g}..{hi:.3g}, within [0, 1]: taken as probabilities"
+
+
 def _per_chunk_ms(lat: dict[str, float], rows: int) -> dict[str, float]:
     return {k.replace("_s", "_ms"): 1000.0 * v / rows for k, v in lat.items()}
 
@@ -214,7 +221,7 @@ def evaluate_runner(
     *,
     batch_size: int = 64,
     output_name: str | None = None,
-    apply_sigmoid: bool = False,
+    apply_sigmoid: bool | None = False,
     pooling: str = "avg",
     sharpness: float = DEFAULT_LME_SHARPNESS,
     threshold: float = 0.5,
@@ -235,7 +242,8 @@ def evaluate_runner(
     ``model_inputs`` an array (n_chunks, ...) for a one-input model or a dict of arrays by input name,
     and ``chunk_times`` (n_chunks, 2) start/end seconds or None. Chunks of consecutive files are batched
     together (``batch_size`` rows per call). Chunks that fail to run (or give NaN/inf) are counted.
-    ``apply_sigmoid`` turns logits into probabilities before pooling. With ``benchmark_latency`` the
+    ``apply_sigmoid`` turns logits into probabilities before pooling; ``None`` decides on the first batch
+    that ran (``decide_sigmoid``) and records the decision and its reason in ``info``. With ``benchmark_latency`` the
     wall-clock time per chunk is measured at batch 1 and at ``batch_size`` on the first chunks.
     """
     POOLINGS.get(pooling)
@@ -252,7 +260,8 @@ def evaluate_runner(
     times: list[Any] = []
     scores: list[np.ndarray] = []
     pending: list[tuple[int, Feeds, int]] = []  # (file index, feeds, n_chunks)
-    state: dict[str, Any] = {"name": None, "seconds": 0.0, "chunks": 0, "sample": None, "warned": False}
+    state: dict[str, Any] = {"name": None, "seconds": 0.0, "chunks": 0, "sample": None, "warned": False,
+                             "sigmoid": apply_sigmoid, "reason": None}
 
     def flush() -> None:
         if not pending:
@@ -272,7 +281,9 @@ def evaluate_runner(
             raise ConfigError(f"the model's output '{state['name']}' has {out.shape[1]} scores per chunk but "
                               f"{C} class names were given; check the model config")
         out[failed] = np.nan
-        if apply_sigmoid:
+        if state["sigmoid"] is None:
+            state["sigmoid"], state["reason"] = decide_sigmoid(state["name"], out)
+        if state["sigmoid"]:
             out = sigmoid(out)
         elif not state["warned"]:
             fin = out[np.isfinite(out)]
@@ -331,9 +342,11 @@ def evaluate_runner(
     return evaluate_scores(
         ids, scores, times, np.stack(labels), class_names, pooling=pooling, sharpness=sharpness,
         threshold=threshold, species_report=species_report, n_boot=n_boot, ci=ci, seed=seed,
-        progress=progress, latency=latency, info={"runtime": runner.name, "apply_sigmoid": apply_sigmoid,
-                                                   "output": state["name"], **(info or {})},
+        progress=progress, latency=latency,
+        info={"runtime": runner.name, "apply_sigmoid": bool(state["sigmoid"]), "output": state["name"],
+              **({"sigmoid_decision": state["reason"]} if apply_sigmoid is None else {}), **(info or {})},
     )
 
 
-__all__ = ["HEADLINE", "EvaluationResult", "chunk_times_from_starts", "evaluate_runner", "evaluate_scores", "pick_output", "sigmoid"]
+__all__ = ["HEADLINE", "EvaluationResult", "chunk_times_from_starts", "decide_sigmoid", "evaluate_runner",
+           "evaluate_scores", "pick_output", "sigmoid"]

@@ -194,7 +194,7 @@ def render_html(result: EvaluationResult, images: dict[str, bytes] | None = None
     has_ci = m.get("species_report") is not None
     header = ["class", "positives", "AP", "ROC-AUC", "precision", "recall", "F1", "best thr", "best F1"]
     if has_ci:
-        header[3:3] = [f"AP {int(round(100 * m['species_report']['ci']))}% CI"]
+        header[3:3] = [f"AP {round(100 * m['species_report']['ci'])}% CI"]
     rows = []
     for r in m["per_class"]:
         row = [html.escape(r["class"]), str(r["n_positives"]), _f(r["ap"]), _f(r["roc_auc"]), _f(r["precision"]),

@@ -147,16 +147,29 @@ def features_from_chunk(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
 
 
 def model_input_from_audio(path: Path | str, cfg: AudioModelConfig, *, max_chunks: int | None = None,
-                           overlap: float = 0.0, max_duration: float | None = None) -> np.ndarray:
+                           overlap: float = 0.0, max_duration: float | None = None, return_times: bool = False):
     """Batch of model inputs for an audio file: load, mono, resample, peak-normalise, chunk, frontend.
 
-    ``max_chunks=None`` gives every chunk in file order (for evaluation); an integer gives that many
-    salient chunks (highest short-time energy) in file order.
+    ``max_chunks=None`` gives every chunk in file order (for evaluation; ``overlap`` is the fraction of a
+    chunk that consecutive chunks share); an integer gives that many salient chunks (highest short-time
+    energy) in file order. ``return_times=True`` (every-chunk mode only) also returns the chunks' start and
+    end seconds, (n_chunks, 2).
     """
-    from edgeport.audio.chunking import chunk_signal, salient_chunks
+    from edgeport.audio.chunking import (
+        chunk_signal,
+        chunk_times_from_starts,
+        salient_chunks,
+    )
     from edgeport.audio.io import load
 
     x = load(path, cfg.sample_rate, max_duration=max_duration)
-    chunks = (chunk_signal(x, cfg.chunk_samples, overlap) if max_chunks is None
-              else salient_chunks(x, cfg.chunk_samples, max_chunks))
-    return np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32)
+    if max_chunks is None:
+        chunks, starts = chunk_signal(x, cfg.chunk_samples, overlap, return_starts=True)
+    else:
+        if return_times:
+            raise ValueError("return_times needs every chunk (max_chunks=None)")
+        chunks = salient_chunks(x, cfg.chunk_samples, max_chunks)
+    inputs = np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32)
+    if not return_times:
+        return inputs
+    return inputs, chunk_times_from_starts(starts, cfg.chunk_samples, x.size, cfg.sample_rate)

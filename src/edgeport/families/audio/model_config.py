@@ -123,3 +123,61 @@ def config_path_for(model_path: Path, suffix: str = "") -> Path:
     """``X.keras`` -> ``X<suffix>_model_config.json``."""
     model_path = Path(model_path)
     return model_path.with_name(f"{model_path.stem}{suffix}_model_config.json")
+
+
+#: file an export folder holds beside its artifacts (edgeport.export writes it)
+MANIFEST_NAME = "manifest.json"
+
+
+def _artifact_suffixes() -> list[str]:
+    """Name suffixes the export formats add to the model name (``_quantized``, ``_fp16``, ...), longest first."""
+    from edgeport.exporters import FORMATS
+
+    return sorted({spec.suffix for _, spec in FORMATS.items() if spec.suffix}, key=len, reverse=True)
+
+
+def _config_from_manifest(manifest: Path) -> tuple[AudioModelConfig, str] | None:
+    try:
+        src = json.loads(manifest.read_text()).get("source") or {}
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    cfg = src.get("model_config") if isinstance(src, dict) else None
+    if isinstance(cfg, dict) and "audio_frontend" in cfg and "sample_rate" in cfg:
+        return AudioModelConfig.from_dict(cfg), f"{manifest} (source.model_config)"
+    path = src.get("path") if isinstance(src, dict) else None
+    if path:
+        beside = config_path_for(Path(path))
+        if beside.is_file():
+            return read_model_config(beside), str(beside)
+    return None
+
+
+def find_model_config(artifact: Path | str, explicit: Path | str | None = None) -> tuple[AudioModelConfig, str]:
+    """The model config of an artifact and where it came from.
+
+    ``explicit`` if given; else ``X_model_config.json`` beside ``X.<ext>``; else the same with an export
+    suffix removed (``X_quantized.tflite``, ``X_fp16.onnx``, ``X_int8.tflite`` -> ``X_model_config.json``; a
+    ``.failed`` marker too); else the ``manifest.json`` of the export folder (its source's model config).
+    """
+    if explicit is not None:
+        return read_model_config(Path(explicit)), str(explicit)
+    artifact = Path(artifact)
+    stem = artifact.name if artifact.is_dir() else artifact.stem
+    stem = stem.removesuffix(".failed")
+    names = [stem] + [stem[: -len(s)] for s in _artifact_suffixes() if stem.endswith(s) and len(stem) > len(s)]
+    dirs = [artifact.parent] + ([artifact] if artifact.is_dir() else [])
+    looked = []
+    for d in dirs:
+        for n in names:
+            p = d / f"{n}_model_config.json"
+            looked.append(p.name)
+            if p.is_file():
+                return read_model_config(p), str(p)
+    manifest = artifact.parent / MANIFEST_NAME
+    if manifest.is_file():
+        got = _config_from_manifest(manifest)
+        if got is not None:
+            return got
+        looked.append(f"{MANIFEST_NAME} (no audio model config in it)")
+    raise SourceError(f"No model config found for {artifact.name} (looked for {', '.join(dict.fromkeys(looked))} "
+                      f"in {artifact.parent}): pass --model-config PATH")
