@@ -50,7 +50,12 @@ def import_torch():
 
 
 #: Loggers that report harmless things at WARNING during conversion (e.g. "torchvision is not installed").
-_CHATTY_LOGGERS = ("torch.onnx._internal.exporter._registration",)
+_CHATTY_LOGGERS = (
+    "torch.onnx._internal.exporter._registration",
+    # litert-torch imports torchao, which reports CUDA kernels and Triton missing: harmless on CPU
+    "torchao",
+    "torch.utils._pytree",
+)
 
 
 @contextlib.contextmanager
@@ -178,7 +183,8 @@ def tflite_scope_regex(module_path: str) -> str:
 def litert_convert(handle: ModelHandle, *, batch: int) -> bytes:
     """PyTorch -> TFLite FP32 with litert-torch, fixed batch, signature names = the handle's names."""
     try:
-        import litert_torch
+        with quiet():
+            import litert_torch
     except ImportError:
         raise MissingDependencyError("litert-torch", "TFLite export from PyTorch", "litert") from None
     torch = import_torch()
