@@ -19,6 +19,7 @@ import numpy as np
 from edgeport.errors import ConfigError, DataError, SourceError
 from edgeport.evaluation.evaluate import EvaluationResult, evaluate_runner
 from edgeport.evaluation.pooling import DEFAULT_LME_SHARPNESS, POOLINGS
+from edgeport.runtimes.base import Runner
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def evaluate_audio_artifact(
     num_workers: int = 0,
     trust_source: bool = False,
     threads: int | None = None,
+    runner: Runner | None = None,
     progress: bool = True,
     info: dict | None = None,
 ) -> EvaluationResult:
@@ -128,6 +130,8 @@ def evaluate_audio_artifact(
 
     The model config is ``model_config`` or found from the artifact's name (``find_model_config``).
     ``overlap`` is in seconds; ``apply_sigmoid=None`` decides from the output name and the score range.
+    ``runner``: an already opened runner of ``artifact`` (e.g. a ``LiteRTRunner`` opened with
+    ``probe_resize=False``, which feeds a fixed-batch model in fixed-size chunks).
     """
     from edgeport.families.audio.model_config import find_model_config
     from edgeport.runtimes import open_runner, runtime_for_path
@@ -140,7 +144,7 @@ def evaluate_audio_artifact(
     artifact = Path(artifact)
     if not artifact.exists():
         raise SourceError(f"Artifact not found: {artifact}")
-    runtime = runtime_for_path(artifact)
+    runtime = runner.name if runner is not None else runtime_for_path(artifact)
     cfg, cfg_source = find_model_config(artifact, model_config)
     if not 0.0 <= overlap < cfg.chunk_duration:
         raise ConfigError(f"--overlap must be at least 0 and below the chunk duration ({cfg.chunk_duration:g} s), "
@@ -154,7 +158,8 @@ def evaluate_audio_artifact(
         kwargs["trust_source"] = trust_source
     elif threads is not None:
         kwargs["threads"] = threads
-    runner = open_runner(runtime, artifact, **kwargs)
+    if runner is None:
+        runner = open_runner(runtime, artifact, **kwargs)
     check_artifact_matches(runner, cfg, artifact, cfg_source)
     log.info("Evaluating %s (%s) on %d files of %s: %s frontend, %g s chunks, overlap %g s", artifact.name, runtime,
              len(ds), test_dir, cfg.audio_frontend, cfg.chunk_duration, overlap)
