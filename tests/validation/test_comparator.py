@@ -41,6 +41,20 @@ def test_top1_ignores_near_ties_and_catches_swaps():
     assert m.top1_agreement == pytest.approx(0.5)
 
 
+def test_a_gated_metric_that_cannot_be_computed_is_said_not_judged():
+    # every row has near-tied leaders (many classes saturate near 1): top-1 has no clear row to judge
+    ref = np.full((50, 10), 0.99, dtype=np.float32)
+    ref[:, 5:] = np.linspace(0, 0.5, 50)[:, None]
+    result = compare({"p": ref}, {"p": ref + 1e-3}, gate_for("onnx_int8"))
+    assert result.outputs["p"].top1_agreement is None
+    assert [c.metric for c in result.checks] == ["cosine_mean"]
+    assert result.not_judged == [
+        "p.top1_agreement: no reference row's top-1 leads its runner-up by 0.05 (near-ties are noise), so it is not judged"
+    ]
+    assert result.to_dict()["not_judged"] == result.not_judged
+    assert compare({"p": _probs()}, {"p": _probs()}, gate_for("onnx_int8")).not_judged == []
+
+
 def test_centred_pearson_sees_ranking_errors_that_cosine_misses():
     rng = np.random.default_rng(1)
     base = np.full((100, 10), 0.5)

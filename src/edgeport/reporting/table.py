@@ -58,4 +58,10 @@ def format_table(artifacts) -> str:
             out.append(f"  {a.format}: {a.error}")
         elif a.status == "failed" and a.comparison is not None:
             out.append(f"  {a.format}: " + "; ".join(a.comparison.failures))
+    not_judged: dict[str, list[str]] = {}
+    for a in artifacts:
+        for note in a.comparison.not_judged if a.comparison is not None else ():
+            not_judged.setdefault(note, []).append(a.format)
+    for note, fmts in not_judged.items():
+        out.append(f"  not judged ({', '.join(fmts)}): {note}")
     return "\n".join(out)

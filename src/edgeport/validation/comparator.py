@@ -47,6 +47,7 @@ class Comparison:
     total_rows: int
     checks: list[Check] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    not_judged: list[str] = field(default_factory=list)  # gated metrics that could not be computed, and why
 
     @property
     def passed(self) -> bool:
@@ -79,6 +80,7 @@ class Comparison:
             "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
             "checks": [c.__dict__ for c in self.checks],
             "failures": self.failures,
+            "not_judged": self.not_judged,
         }
 
 
@@ -124,8 +126,16 @@ def compare(
             if bound is None:
                 continue
             value = getattr(m, attr)
-            if value is None:  # e.g. top-1 on a single-column output or with no clear rows
+            if value is None:  # e.g. top-1 on a single-column output or with no clear rows: said, not hidden
+                result.not_judged.append(f"{name}.{attr}: {_why_not_judged(attr, m)}")
                 continue
             passed = value <= bound if op == "<=" else value >= bound
             result.checks.append(Check(name, attr, value, op, bound, bool(passed)))
     return result
+
+
+def _why_not_judged(attr: str, m: OutputMetrics) -> str:
+    if attr == "top1_agreement":
+        if m.top1_rows == 0:
+            return "no reference row's top-1 leads its runner-up by 0.05 (near-ties are noise), so it is not judged"
+    return "not computable on this output, so it is not judged"
