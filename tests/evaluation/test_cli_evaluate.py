@@ -14,6 +14,7 @@ import pytest
 
 from edgeport.cli.main import main
 from edgeport.errors import SourceError
+from tests._support.shared import shared_dir
 from tests.training.conftest import tiny_data, tiny_run  # noqa: F401 - the session's model, built once under a lock
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -39,14 +40,26 @@ def test_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def artifacts(tiny_run, tmp_path_factory):  # noqa: F811
     """The trained .keras (with its config beside it), a TFLite FP32 with a fixed batch of 4 and an ONNX FP32
-    of the logits (no sigmoid layer), each in its own folder with the seed system's config keys only."""
+    of the logits (no sigmoid layer), each in its own folder with the seed system's config keys only. Built
+    once per test run (shared by the xdist workers under a lock)."""
+    from edgeport.families.audio.model_config import read_model_config
+
+    cfg = read_model_config(tiny_run.config_path)
+    with shared_dir(tmp_path_factory, "eval_cli_artifacts") as (d, built):
+        tfl = d / "tfl" / "tiny_quantized.tflite"  # the seed's TFLite name: config inferred as tiny_model_config.json
+        onnx = d / "onnx" / "tiny.onnx"
+        if not built:
+            _convert(tiny_run.model_path, cfg, tfl, onnx)
+    return {"keras": tiny_run.model_path, "tflite": tfl, "onnx": onnx, "cfg": cfg}
+
+
+def _convert(model_path: Path, cfg, tfl: Path, onnx: Path) -> None:
     import keras
     import tf2onnx
 
     from edgeport.families.audio.loading import load_trained_model
 
-    model, cfg = load_trained_model(tiny_run.model_path)
-    d = tmp_path_factory.mktemp("eval_artifacts")
+    model, _ = load_trained_model(model_path)
     seed_keys = ("sample_rate", "num_mels", "spec_width", "fft_length", "chunk_duration", "hop_length",
                  "audio_frontend", "mag_scale", "embeddings_size", "alpha", "depth_multiplier", "num_classes",
                  "class_names", "frontend_trainable")
@@ -55,18 +68,15 @@ def artifacts(tiny_run, tmp_path_factory):  # noqa: F811
 
     fixed_in = keras.Input(batch_shape=(FIXED_BATCH, *cfg.input_shape))
     fixed = keras.Model(fixed_in, model(fixed_in))
-    tfl = d / "tfl" / "tiny_quantized.tflite"  # the seed's name for its TFLite: config inferred as tiny_model_config.json
-    tfl.parent.mkdir()
+    tfl.parent.mkdir(exist_ok=True)
     tfl.write_bytes(tf.lite.TFLiteConverter.from_keras_model(fixed).convert())
     (tfl.parent / "tiny_model_config.json").write_text(json.dumps(seed_cfg))
 
     logits = keras.Model(model.inputs, model.get_layer("logits").output)
-    onnx = d / "onnx" / "tiny.onnx"
-    onnx.parent.mkdir()
+    onnx.parent.mkdir(exist_ok=True)
     spec = (tf.TensorSpec((None, *cfg.input_shape), tf.float32, name="input"),)
     tf2onnx.convert.from_keras(logits, input_signature=spec, opset=17, output_path=str(onnx))
     (onnx.parent / "tiny_model_config.json").write_text(json.dumps(seed_cfg))
-    return {"keras": tiny_run.model_path, "tflite": tfl, "onnx": onnx, "model": model, "cfg": cfg}
 
 
 def _evaluate(artifact, folder, outdir, *extra) -> dict:
@@ -114,13 +124,15 @@ def test_three_formats_agree(runs, artifacts):
 def test_scores_follow_the_training_input_path(runs, artifacts, test_folder):
     """File scores = mean over every 0.5 s chunk of the Keras model's probabilities on training's model input."""
     from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.families.audio.loading import load_trained_model
 
+    model, _ = load_trained_model(artifacts["keras"])
     names = list(artifacts["cfg"].class_names)
     scores = _file_scores(runs["keras"][1], names)
     for fid in sorted(scores)[::5]:
         x = model_input_from_audio(test_folder / fid, artifacts["cfg"], overlap=0.0)
         assert x.shape[0] == CHUNKS_PER_FILE
-        want = np.asarray(artifacts["model"].predict_on_batch(x)).mean(axis=0)
+        want = np.asarray(model.predict_on_batch(x)).mean(axis=0)
         np.testing.assert_allclose(scores[fid], want, atol=1e-5)
 
 
