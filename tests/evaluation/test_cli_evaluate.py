@@ -278,3 +278,12 @@ def test_html_report_renders_in_chromium(runs, tmp_path):
     subprocess.run([*cmd, f"--screenshot={shot}", "--window-size=1200,2400", (d / "evaluation.html").as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000
+
+
+def test_unreadable_files_are_skipped_and_listed(artifacts, test_folder, tmp_path, capsys):
+    folder = shutil.copytree(test_folder, tmp_path / "test")
+    (folder / "sp00_upsweep" / "broken.wav").write_bytes(b"RIFF\x00\x00not audio at all")
+    rep = _evaluate(artifacts["onnx"], folder, tmp_path / "out")
+    assert rep["files"]["evaluated"] == N_FILES
+    assert len(rep["info"]["skipped_files"]) == 1 and rep["info"]["skipped_files"][0].startswith("broken.wav: ")
+    assert "skipped 1 unreadable file(s), e.g. broken.wav" in capsys.readouterr().out
