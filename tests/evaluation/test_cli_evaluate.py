@@ -177,7 +177,9 @@ def test_fixed_batch_tflite_runs_in_fixed_size_chunks(runs, artifacts, test_fold
 
 def test_species_report_latency_pooling_and_overlap(artifacts, test_folder, tmp_path):
     onnx = artifacts["onnx"]
-    avg = _evaluate(onnx, test_folder, tmp_path / "avg", "--species-report", "--n-boot", 200, "--benchmark-latency")
+    avg = _evaluate(onnx, test_folder, tmp_path / "avg", "--species-report", "--n-boot", 200, "--benchmark-latency",
+                    "--report-json", tmp_path / "copy.json")
+    assert json.loads((tmp_path / "copy.json").read_text()) == avg
     for r in avg["metrics"]["per_class"]:
         assert r["ap_ci_low"] <= r["ap"] <= r["ap_ci_high"] and r["ap_ci_low"] < r["ap_ci_high"]
         assert 0 < r["ap_boot_valid"] <= 200
@@ -202,7 +204,7 @@ def test_species_report_latency_pooling_and_overlap(artifacts, test_folder, tmp_
     assert ov["info"]["overlap_s"] == 0.25
 
 
-def test_model_config_found_from_the_artifact_name(tmp_path, artifacts):
+def test_model_config_found_from_the_artifact_name(tmp_path, artifacts, caplog):
     from edgeport.families.audio.model_config import (
         find_model_config,
         write_model_config,
@@ -211,7 +213,7 @@ def test_model_config_found_from_the_artifact_name(tmp_path, artifacts):
     cfg = artifacts["cfg"]
     write_model_config(cfg, tmp_path / "m_model_config.json")
     for name in ("m.keras", "m.onnx", "m_quantized.tflite", "m_fp16.onnx", "m_int8.tflite", "m_int8_static.onnx",
-                 "m_quantized.failed.tflite"):
+                 "m_quantized.failed.tflite", "m_qat.keras", "m_qat_quantized.tflite"):
         (tmp_path / name).write_bytes(b"")
         got, where = find_model_config(tmp_path / name)
         assert got == cfg and where == str(tmp_path / "m_model_config.json"), name
@@ -223,6 +225,12 @@ def test_model_config_found_from_the_artifact_name(tmp_path, artifacts):
     assert find_model_config(exp / "other_quantized.tflite")[0] == cfg
     (exp / "manifest.json").write_text(json.dumps({"source": {"path": None, "model_config": cfg.to_dict()}}))
     assert find_model_config(exp / "other_quantized.tflite") == (cfg, f"{exp / 'manifest.json'} (source.model_config)")
+    # a seed-system config whose hop_length is not edgeport's: read, with a warning
+    seed = {**cfg.to_dict(), "hop_length": cfg.hop_length + 1}
+    (tmp_path / "seed_model_config.json").write_text(json.dumps(seed))
+    with caplog.at_level("WARNING"):
+        assert find_model_config(tmp_path / "x.tflite", tmp_path / "seed_model_config.json")[0] == cfg
+    assert f"hop_length {cfg.hop_length + 1}" in caplog.text
     (exp / "manifest.json").write_text(json.dumps({"source": {"path": None}}))
     with pytest.raises(SourceError, match="pass --model-config"):
         find_model_config(exp / "other_quantized.tflite")

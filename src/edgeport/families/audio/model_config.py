@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from edgeport.errors import ConfigError, SourceError
+
+log = logging.getLogger(__name__)
 
 #: Names of the layers the conversion step looks for (SPEC §5).
 NORMALIZE_LAYER = "frontend_normalize"
@@ -87,7 +90,12 @@ class AudioModelConfig:
         kw = {k: v for k, v in d.items() if k in known}
         if "class_names" in kw and "num_classes" not in kw:
             kw["num_classes"] = len(kw["class_names"])
-        return cls(**kw)
+        cfg = cls(**kw)
+        given = d.get("hop_length")
+        if isinstance(given, (int, float)) and int(given) != cfg.hop_length:
+            log.warning("The model config says hop_length %s but edgeport computes %d from sample_rate, "
+                        "chunk_duration and spec_width: spectrograms use %d", given, cfg.hop_length, cfg.hop_length)
+        return cfg
 
     def replace(self, **changes) -> AudioModelConfig:
         d = asdict(self)
@@ -130,10 +138,11 @@ MANIFEST_NAME = "manifest.json"
 
 
 def _artifact_suffixes() -> list[str]:
-    """Name suffixes the export formats add to the model name (``_quantized``, ``_fp16``, ...), longest first."""
+    """Name suffixes the export formats add to the model name (``_quantized``, ``_fp16``, ...), and training's
+    ``_qat`` (same classes as the model it fine-tunes), longest first."""
     from edgeport.exporters import FORMATS
 
-    return sorted({spec.suffix for _, spec in FORMATS.items() if spec.suffix}, key=len, reverse=True)
+    return sorted({spec.suffix for _, spec in FORMATS.items() if spec.suffix} | {"_qat"}, key=len, reverse=True)
 
 
 def _config_from_manifest(manifest: Path) -> tuple[AudioModelConfig, str] | None:
@@ -157,14 +166,16 @@ def find_model_config(artifact: Path | str, explicit: Path | str | None = None) 
 
     ``explicit`` if given; else ``X_model_config.json`` beside ``X.<ext>``; else the same with an export
     suffix removed (``X_quantized.tflite``, ``X_fp16.onnx``, ``X_int8.tflite`` -> ``X_model_config.json``; a
-    ``.failed`` marker too); else the ``manifest.json`` of the export folder (its source's model config).
+    ``.failed`` marker too; ``X_qat.keras`` without its own config); else the ``manifest.json`` of the export folder (its source's model config).
     """
     if explicit is not None:
         return read_model_config(Path(explicit)), str(explicit)
     artifact = Path(artifact)
     stem = artifact.name if artifact.is_dir() else artifact.stem
     stem = stem.removesuffix(".failed")
-    names = [stem] + [stem[: -len(s)] for s in _artifact_suffixes() if stem.endswith(s) and len(stem) > len(s)]
+    names, suffixes = [stem], _artifact_suffixes()
+    while (cut := next((s for s in suffixes if names[-1].endswith(s) and len(names[-1]) > len(s)), None)) is not None:
+        names.append(names[-1][: -len(cut)])  # X_qat_quantized -> X_qat -> X
     dirs = [artifact.parent] + ([artifact] if artifact.is_dir() else [])
     looked = []
     for d in dirs:
