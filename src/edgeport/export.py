@@ -272,7 +272,7 @@ def export_handle(handle: ModelHandle, config: ExportConfig) -> ExportResult:
         handle.notes["calibration"] = calibration_summary(
             handle.calibration_inputs(config.options.calibration_samples, 1),
             source=str(config.calibration_inputs) if config.calibration_inputs else f"family {handle.family}",
-        )
+        ) | handle.notes.get("calibration_extra", {})
 
     seeds = [config.seed] + [config.seed + 1000 * (k + 1) for k in range(max(0, config.batch_validate - 1))]
     reference = _reference_runner(handle, device)

@@ -37,7 +37,7 @@ def test_converter_failure_is_a_conversion_error(tmp_path, fmt):
     assert not path.exists() and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "tflite", "tf"])
+@pytest.mark.parametrize("fmt", ["onnx", "tf"])  # keras -> TFLite: tests/conversion
 def test_other_frameworks_are_refused_clearly(tmp_path, fmt):
     spec = FORMATS.get(fmt)
     with pytest.raises(UnsupportedFormatError, match="keras"):

@@ -17,9 +17,10 @@ DEFAULT_CHECKPOINT = "checkpoints/checkpoint_best.pt"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p, default=DEFAULT_CHECKPOINT)
     g = p.add_argument_group("formats and output")
-    g.add_argument("--formats", nargs="+", default=["onnx_fp16"], choices=[*FORMATS.names(), "all"],
-                   metavar="FORMAT", help=f"formats to write: {', '.join(FORMATS.names())}, or all")
-    g.add_argument("--outdir", default="exports", help="output directory")
+    g.add_argument("--formats", nargs="+", default=None, choices=[*FORMATS.names(), "all"],
+                   metavar="FORMAT", help=f"formats to write: {', '.join(FORMATS.names())}, or all (default: "
+                                          "onnx_fp16; for a .keras source the --quantization format)")
+    g.add_argument("--outdir", default=None, help="output directory (default exports)")
     g.add_argument("--force", action="store_true", help="replace earlier exports in --outdir")
     g.add_argument("--fp16-io", "--fp16_io", dest="fp16_io", action="store_true",
                    help="ONNX FP16: make inputs and outputs FP16 too (default keeps them FP32)")
@@ -30,6 +31,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-tensor instead of per-channel weight quantization")
     g.add_argument("--calibration-samples", type=int, default=256, help="calibration rows for static INT8")
     g.add_argument("--calibration-method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    a = p.add_argument_group("Keras audio models (seed 001 convert options)")
+    a.add_argument("--model-config", "--model_config", dest="model_config", default=None, metavar="X_model_config.json",
+                   help="the .keras model's config (default: X_model_config.json beside X.keras)")
+    a.add_argument("--data-path-train", "--data_path_train", dest="data_path_train", default=None, metavar="FOLDER",
+                   help="labelled audio folder: representative dataset (calibration) and held-out validation chunks")
+    a.add_argument("--quantization", choices=["ptq", "dynamic"], default="ptq",
+                   help="without --formats: ptq -> tflite_int8_full (full INT8, calibrated), dynamic -> tflite_int8")
+    a.add_argument("--num-samples", "--num_samples", dest="num_samples", type=int, default=1024,
+                   help="representative dataset size (centre chunks, stratified by class)")
+    a.add_argument("--validate-samples", "--validate_samples", dest="validate_samples", type=int, default=256,
+                   help="held-out chunks (never used for calibration) the artifacts are validated on")
+    a.add_argument("--min-cosine-sim", "--min_cosine_sim", dest="min_cosine_sim", type=float, default=None,
+                   help="tflite_int8_full mean cosine gate (default 0.95, the gates table)")
+    a.add_argument("--output-path", "--output_path", dest="output_path", type=Path, default=None,
+                   metavar="DIR/X_quantized.tflite", help="path of the full-INT8 artifact (sets --outdir and --name)")
+    a.add_argument("--float-frontend", action="store_true",
+                   help="keep the learned frontend (mel mixer / filterbank, magnitude scaling) float in tflite_int8_full")
+    a.add_argument("--no-npu-check", dest="npu_check", action="store_false",
+                   help="skip the NPU readiness check of tflite_int8_full (channels multiple of 8, raw input size)")
+    a.add_argument("--int8-route", choices=["ai-edge-quantizer", "converter"], default="converter",
+                   help="full-INT8 TFLite route for Keras models (docs/dev/tflite-route.md)")
+    a.add_argument("--export-onnx", "--export_onnx", dest="export_onnx", action="store_true",
+                   help="also write the ONNX FP32 artifact")
+    a.add_argument("--report-json", "--report_json", dest="report_json", type=Path, default=None,
+                   help="also write the structured conversion report (validation figures per artifact) here")
     v = p.add_argument_group("validation")
     v.add_argument("--tol", type=float, default=1e-4, help="max abs diff gate of the FP32 formats")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device of the reference model")
@@ -45,7 +71,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a gate, e.g. onnx_int8.min_cosine=0.98 (see docs/validation.md)")
 
 
+def _output_path(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """``--output-path DIR/X_quantized.tflite`` -> (DIR, X); otherwise (--outdir, --name)."""
+    from edgeport.errors import ConfigError
+
+    outdir = Path(args.outdir) if args.outdir else Path("exports")
+    if args.output_path is None:
+        return outdir, args.name
+    p = Path(args.output_path)
+    suffix = FORMATS.get("tflite_int8_full").suffix + ".tflite"
+    if not p.name.endswith(suffix) or len(p.name) == len(suffix):
+        raise ConfigError(f"--output-path must name the full-INT8 artifact X{suffix}, got '{p.name}'")
+    name = p.name[: -len(suffix)]
+    if args.outdir and Path(args.outdir) != p.parent:
+        raise ConfigError(f"--output-path {p} and --outdir {args.outdir} disagree; pass one")
+    if args.name and args.name != name:
+        raise ConfigError(f"--output-path {p} and --name {args.name} disagree; pass one")
+    return p.parent, name
+
+
+def _formats(args: argparse.Namespace, framework: str) -> tuple[str, ...]:
+    if args.formats:
+        formats = list(args.formats)
+    elif framework == "keras":
+        formats = ["tflite_int8_full" if args.quantization == "ptq" else "tflite_int8"]
+    else:
+        formats = ["onnx_fp16"]
+    if args.export_onnx and "onnx" not in formats and "all" not in formats:
+        formats.append("onnx")
+    return tuple(formats)
+
+
 def run(args: argparse.Namespace) -> int:
+    from edgeport.errors import ConfigError
     from edgeport.export import ExportConfig, export_handle
     from edgeport.exporters import ExportOptions
     from edgeport.reporting import format_table
@@ -54,25 +112,52 @@ def run(args: argparse.Namespace) -> int:
     from edgeport.validation.gates import parse_gate_overrides
 
     source = resolve_source(args, DEFAULT_CHECKPOINT)
-    options = ExportOptions(
-        tol=args.tol, fp16_io=args.fp16_io, opset=args.opset, per_tensor=args.per_tensor,
-        calibration_samples=args.calibration_samples, calibration_method=args.calibration_method,
-        tflite_batch=args.tflite_batch,
-    )
-    config = ExportConfig(
-        formats=tuple(args.formats), outdir=Path(args.outdir), force=args.force, tol=args.tol,
-        fp16_io=args.fp16_io, device=args.device, reference_inputs=args.reference_inputs,
-        calibration_inputs=args.calibration_inputs,
-        reference_rows=args.reference_rows, seed=args.seed, batch_validate=args.batch_validate,
-        gate_overrides=parse_gate_overrides(args.gate), options=options,
-        command_line=shlex.join(["edgeport", *sys.argv[1:]]),
-    )
+    outdir, name = _output_path(args)
+    gates = parse_gate_overrides(args.gate)
+    if args.min_cosine_sim is not None:
+        gates.setdefault("tflite_int8_full", {})["min_cosine"] = args.min_cosine_sim
     handle = load_source(
         source, factory=args.factory, wrapper=args.wrapper, trust_source=args.trust_source,
         input_shapes=parse_input_shapes(args.input_shape), output_names=tuple(args.output_names or ()),
-        name=args.name,
+        name=name, model_config=args.model_config,
+    )
+    formats = _formats(args, handle.framework)
+    keras_audio = handle.framework == "keras" and handle.family == "audio"
+    if keras_audio:
+        from edgeport.sources.keras import attach_audio_data
+
+        if args.data_path_train is None and args.calibration_inputs is None and "tflite_int8_full" in formats:
+            raise ConfigError("tflite_int8_full (--quantization ptq) needs calibration data: pass --data-path-train "
+                              "FOLDER (labelled audio), or use --quantization dynamic")
+        attach_audio_data(handle, args.data_path_train, num_samples=args.num_samples,
+                          validate_samples=args.validate_samples)
+    elif args.data_path_train is not None:
+        raise ConfigError("--data-path-train applies to audio models (.keras with its X_model_config.json)")
+    options = ExportOptions(
+        tol=args.tol, fp16_io=args.fp16_io, opset=args.opset, per_tensor=args.per_tensor,
+        calibration_samples=args.num_samples if keras_audio else args.calibration_samples,
+        calibration_method=args.calibration_method, tflite_batch=args.tflite_batch,
+        extra={"float_frontend": args.float_frontend, "npu_check": args.npu_check, "int8_route": args.int8_route},
+    )
+    config = ExportConfig(
+        formats=formats, outdir=outdir, force=args.force, tol=args.tol,
+        fp16_io=args.fp16_io, device=args.device, reference_inputs=args.reference_inputs,
+        calibration_inputs=args.calibration_inputs,
+        reference_rows=args.validate_samples if keras_audio else args.reference_rows, seed=args.seed,
+        batch_validate=args.batch_validate, gate_overrides=gates, options=options,
+        command_line=shlex.join(["edgeport", *sys.argv[1:]]),
     )
     result = export_handle(handle, config)
     print(format_table(result.artifacts))
     print(f"\nwrote {result.outdir}/ (manifest.json, validation.json, report.html)")
+    if args.report_json is not None:
+        from edgeport.fileio import atomic_write_json
+
+        atomic_write_json(args.report_json, {
+            "source": str(handle.source_path) if handle.source_path else None,
+            "all_passed": result.passed,
+            "reference_inputs": result.reference_summary,
+            "calibration": handle.notes.get("calibration"),
+            "artifacts": [a.to_dict(result.outdir) for a in result.artifacts],
+        })
     return result.exit_code

@@ -43,9 +43,13 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
     """Write the TFLite artifact for ``fmt`` at ``path``; return manifest notes."""
     path = Path(path)
     t0 = time.perf_counter()
+    if handle.framework == "keras":
+        from edgeport.exporters import _keras_tflite
+
+        return _keras_tflite.export(handle, fmt=fmt, path=path, options=options)
     if handle.framework != "torch":
         raise UnsupportedFormatError(
-            f"TFLite export from a '{handle.framework}' source is not implemented yet; supported: torch"
+            f"TFLite export from a '{handle.framework}' source is not implemented; supported: torch, keras"
         )
     batch = options.tflite_batch
     notes: dict = {"format": fmt.name, "route": "litert-torch", "versions": _versions(), "fixed_batch": batch,

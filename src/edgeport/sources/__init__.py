@@ -9,7 +9,7 @@ def load_source(source, **kwargs) -> ModelHandle:
     """Load any supported source (path or in-memory model) into a ModelHandle.
 
     ``kwargs`` are the loader's options (``factory``, ``wrapper``, ``trust_source``, ``input_shapes``,
-    ``output_names``, ``name``).
+    ``output_names``, ``name``; ``model_config`` for a ``.keras``).
     """
     from pathlib import Path
 
@@ -19,14 +19,20 @@ def load_source(source, **kwargs) -> ModelHandle:
         suffix = Path(source).suffix.lower()
         from edgeport.sources.torch import CHECKPOINT_SUFFIXES
 
+        if suffix == ".keras":
+            from edgeport.sources.keras import load_keras
+
+            return load_keras(source, **kwargs)
+        kwargs.pop("model_config", None)
         if suffix in CHECKPOINT_SUFFIXES or suffix == ".pt2":
             from edgeport.sources.torch import load_torch
 
             return load_torch(source, **kwargs)
         raise SourceError(
             f"edgeport cannot read '{source}': give a PyTorch checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) "
-            "with --factory, or a torch.export .pt2 file"
+            "with --factory, a torch.export .pt2 file, or a Keras .keras file"
         )
+    kwargs.pop("model_config", None)
     try:
         import torch
 

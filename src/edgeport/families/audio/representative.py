@@ -1,0 +1,186 @@
+"""Calibration and validation inputs for an audio model, from a labelled data folder (SPEC §3-4).
+
+Calibration (the representative dataset of seed 001/003): up to ``num_samples`` files drawn with stratified
+class sampling (round robin over the class folders, shuffled within each), the centre chunk of each file,
+near-silent chunks skipped (RMS < 0.01 on the raw waveform frontend, mean |x| < 0.01 on a spectrogram
+input), shaped exactly as the model input.
+
+Validation: chunks never used for calibration (the other chunks of the calibration files, then chunks of
+files not drawn), seeded per ``--batch-validate`` seed, with the hard cases first: digital silence and
+very quiet clips (a held-out chunk scaled down to -60 and -80 dB), which the in-graph per-sample
+normalisation divides by on INT8 input.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.errors import DataError
+from edgeport.families.audio.model_config import AudioModelConfig
+
+log = logging.getLogger(__name__)
+
+#: Near-silent thresholds of seed 003: RMS of a raw chunk, mean |x| of a spectrogram input.
+SILENT_RMS = 0.01
+SILENT_MEAN_ABS = 0.01
+#: Gains of the "very quiet" hard cases (-60 dB and -80 dB of a held-out chunk).
+QUIET_GAINS = (1e-3, 1e-4)
+#: Overlap of the chunk grid the chunks are cut from (the centre chunk is the middle one of this grid).
+CHUNK_OVERLAP = 0.5
+
+
+def is_near_silent(x: np.ndarray, chunk: np.ndarray, cfg: AudioModelConfig) -> bool:
+    """Seed 003's rule: raw input by the chunk's RMS, spectrogram inputs by mean |x|."""
+    from edgeport.audio.chunking import rms
+
+    if cfg.audio_frontend == "raw":
+        return rms(chunk) < SILENT_RMS
+    return float(np.mean(np.abs(x))) < SILENT_MEAN_ABS
+
+
+@dataclass
+class AudioInputs:
+    """The calibration rows and the held-out validation pool of one data folder, for one model config."""
+
+    cfg: AudioModelConfig
+    input_name: str
+    root: Path
+    calibration: np.ndarray
+    calibration_classes: dict[str, int]
+    heldout: np.ndarray
+    hard_cases: np.ndarray
+    hard_case_names: list[str]
+    skipped_silent: int = 0
+    skipped_unreadable: list[str] = field(default_factory=list)
+
+    def calibration_inputs(self, n: int = 1024, seed: int = 0) -> dict[str, np.ndarray]:
+        """The first ``n`` calibration rows (the set is drawn once; ``seed`` is accepted for the hook API)."""
+        return {self.input_name: self.calibration[: int(n)]}
+
+    def reference_inputs(self, n: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
+        """Hard cases first, then ``n - hard`` held-out chunks drawn with ``seed`` (all of them when fewer)."""
+        n = int(n)
+        hard = self.hard_cases[:n]
+        k = min(max(0, n - len(hard)), len(self.heldout))
+        rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(7,)))
+        idx = np.sort(rng.choice(len(self.heldout), size=k, replace=False)) if k else np.zeros(0, np.int64)
+        rows = np.concatenate([hard, self.heldout[idx]]) if k else hard
+        return {self.input_name: rows.astype(np.float32)}
+
+    def summary(self) -> dict:
+        """What the manifest records beside the calibration set's size, range and hash."""
+        return {
+            "data_folder": str(self.root),
+            "class_histogram": dict(self.calibration_classes),
+            "chunk": "centre chunk of each file",
+            "skipped_near_silent": self.skipped_silent,
+            "skipped_unreadable": len(self.skipped_unreadable),
+            "heldout_validation_chunks": len(self.heldout),
+            "hard_cases": list(self.hard_case_names),
+        }
+
+
+def _stratified_order(folder_of: np.ndarray, n_folders: int, rng: np.random.Generator) -> list[int]:
+    """File indices in round-robin order over the folders (each folder shuffled): any prefix is stratified."""
+    per = [list(rng.permutation(np.flatnonzero(folder_of == f))) for f in range(n_folders)]
+    order: list[int] = []
+    while any(per):
+        for q in per:
+            if q:
+                order.append(int(q.pop(0)))
+    return order
+
+
+def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_name: str = "input",
+                       num_samples: int = 1024, validate_samples: int = 256, seed: int = 0,
+                       progress: bool = True) -> AudioInputs:
+    """Read ``data_path`` once: calibration rows (centre chunks, stratified) and held-out validation chunks.
+
+    Raises ``DataError`` (one line) for a missing folder, a folder with no readable audio, or one whose
+    chunks are all near-silent.
+    """
+    from tqdm.auto import tqdm
+
+    from edgeport.audio.chunking import chunk_signal
+    from edgeport.audio.io import load
+    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.training.data import scan_dataset
+
+    if num_samples < 1:
+        raise DataError(f"--num-samples must be >= 1, got {num_samples}")
+    root = Path(data_path)
+    ds = scan_dataset(root)  # DataError for a missing / empty / unreadable folder
+    rng = np.random.default_rng(seed)
+    order = _stratified_order(ds.folder_of, len(ds.folders), rng)
+    n_chunk = cfg.chunk_samples
+    calib, classes, heldout = [], {}, []
+    skipped_silent, unreadable = 0, []
+    # keep reading files until the calibration set is full and the held-out pool can fill a validation set
+    want_heldout = max(validate_samples * 2, 64)
+    bar = tqdm(order, desc="representative dataset", unit="file", disable=not progress, leave=False)
+    for i in bar:
+        if len(calib) >= num_samples and len(heldout) >= want_heldout:
+            break
+        try:
+            x = load(ds.files[i], cfg.sample_rate)
+        except Exception as e:  # noqa: BLE001 - a corrupt file is skipped and counted (SPEC §7)
+            unreadable.append(f"{ds.files[i]}: {type(e).__name__}")
+            continue
+        chunks = chunk_signal(x, n_chunk, CHUNK_OVERLAP)
+        centre = len(chunks) // 2
+        for j, ch in enumerate(chunks):
+            feat = features_from_chunk(ch, cfg)
+            if j == centre and len(calib) < num_samples:
+                if is_near_silent(feat, ch, cfg):
+                    skipped_silent += 1  # not calibration; still a (hard) validation chunk
+                    heldout.append(feat)
+                    continue
+                calib.append(feat)
+                name = ds.folders[ds.folder_of[i]]
+                classes[name] = classes.get(name, 0) + 1
+            else:
+                heldout.append(feat)
+    bar.close()
+    if unreadable:
+        log.warning("skipped %d unreadable audio file(s) under %s: %s", len(unreadable), root,
+                    ", ".join(u.split(":")[0] for u in unreadable[:5]))
+    if not calib:
+        raise DataError(f"{root}: every centre chunk is near-silent ({skipped_silent} skipped): no calibration "
+                        "data; point --data-path-train at real recordings or use --quantization dynamic")
+    if not heldout:
+        raise DataError(f"{root}: no chunk is left for validation once the calibration chunks are taken; "
+                        "give longer files or more files, or lower --num-samples")
+    heldout_arr = np.stack(heldout).astype(np.float32)
+    hard, names = _hard_cases(cfg, ds, order, root)
+    return AudioInputs(cfg=cfg, input_name=input_name, root=root, calibration=np.stack(calib).astype(np.float32),
+                       calibration_classes=classes, heldout=heldout_arr, hard_cases=hard, hard_case_names=names,
+                       skipped_silent=skipped_silent, skipped_unreadable=unreadable)
+
+
+def _hard_cases(cfg: AudioModelConfig, ds, order: list[int], root: Path) -> tuple[np.ndarray, list[str]]:
+    """Digital silence and two very quiet clips (a real chunk at -60 / -80 dB), as model inputs."""
+    from edgeport.audio.chunking import chunk_signal
+    from edgeport.audio.io import load
+    from edgeport.families.audio.frontends import features_from_chunk
+
+    n = cfg.chunk_samples
+    rows = [features_from_chunk(np.zeros(n, np.float32), cfg)]
+    names = ["silence"]
+    # the last file in the stratified order: a real chunk (its first), scaled down
+    base = None
+    for i in reversed(order):
+        try:
+            base = chunk_signal(load(ds.files[i], cfg.sample_rate), n, CHUNK_OVERLAP)[0]
+            break
+        except Exception:  # noqa: BLE001, S112 - an unreadable file was counted already
+            continue
+    if base is not None:
+        for g in QUIET_GAINS:
+            rows.append(features_from_chunk(base * np.float32(g), cfg))
+            names.append(f"quiet x{g:g} ({Path(ds.files[i]).relative_to(root)})")
+    return np.stack(rows).astype(np.float32), names
+

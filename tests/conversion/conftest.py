@@ -1,0 +1,54 @@
+"""One synthetic labelled audio folder and one small trained DS-CNN per frontend, built once per test run
+(shared by the xdist workers under a lock), for the Keras -> TFLite conversion tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests._support.shared import shared_dir
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: Small enough for ~15-25 s of training per model on 2 cores; alpha 0.5 (16+ channels) because alpha 0.25
+#: (8 channels, 16-wide embedding) missed the full-INT8 gates on every route (docs/convert-audio.md).
+MODEL = {"sample_rate": 16000, "chunk_duration": 0.5, "spec_width": 32, "fft_length": 256, "num_mels": 16,
+         "alpha": 0.5, "embeddings_size": 64, "batch_size": 8, "num_workers": 0, "progress": False,
+         "max_chunks_per_file": 2, "bn_recalibration_batches": 4, "dropout": 0.1, "learning_rate": 3e-3,
+         "reservoir_size": 64, "seed": 1}
+#: epochs per frontend (the hybrid model is the one most tests use: trained longest)
+EPOCHS = {"hybrid": 12, "librosa": 6, "raw": 6, "mfcc": 6, "log_mel": 6}
+MAG = {"hybrid": "pwl", "librosa": "pwl", "raw": "pwl", "mfcc": "none", "log_mel": "none"}
+
+
+@pytest.fixture(scope="session")
+def audio_folder(tmp_path_factory) -> Path:
+    """3 species (20 files each) + noise (10) of 1 s clips at 16 kHz."""
+    from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
+
+    with shared_dir(tmp_path_factory, "conversion_audio") as (root, built):
+        if not built:
+            generate_dataset(root, SyntheticSpec(n_species=3, files_per_class=20, noise_files=10, duration=1.0,
+                                                 sample_rate=16000, difficulty=0.0, snr_db=(5.0, 20.0)), seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, audio_folder):
+    """``trained_model(frontend)`` -> path of ``tiny.keras`` trained on ``audio_folder`` (once per run)."""
+    from edgeport.training.config import TrainConfig
+    from edgeport.training.trainer import train
+
+    def get(frontend: str) -> Path:
+        with shared_dir(tmp_path_factory, f"conversion_model_{frontend}") as (d, built):
+            path = d / "tiny.keras"
+            if not built:
+                extra = {"n_mfcc": 16} if frontend == "mfcc" else {}
+                train(TrainConfig(data_path_train=str(audio_folder), checkpoint_path=str(path),
+                                  audio_frontend=frontend, mag_scale=MAG[frontend], epochs=EPOCHS[frontend],
+                                  **MODEL, **extra))
+        return path
+
+    return get
