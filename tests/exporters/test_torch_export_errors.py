@@ -37,11 +37,12 @@ def test_converter_failure_is_a_conversion_error(tmp_path, fmt):
     assert not path.exists() and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "tf"])  # keras -> TFLite: tests/conversion
-def test_other_frameworks_are_refused_clearly(tmp_path, fmt):
+# keras -> TFLite: tests/conversion; keras -> ONNX: tests/exporters/test_keras_onnx.py
+@pytest.mark.parametrize(("fmt", "framework"), [("onnx", "onnx"), ("tf", "keras")])
+def test_other_frameworks_are_refused_clearly(tmp_path, fmt, framework):
     spec = FORMATS.get(fmt)
-    with pytest.raises(UnsupportedFormatError, match="keras"):
-        get_exporter(spec)(_handle(object(), "keras"), fmt=spec, path=tmp_path / "x", options=ExportOptions())
+    with pytest.raises(UnsupportedFormatError, match=framework):
+        get_exporter(spec)(_handle(object(), framework), fmt=spec, path=tmp_path / "x", options=ExportOptions())
 
 
 def test_flex_and_custom_ops_are_rejected():

@@ -1,8 +1,9 @@
 """ONNX artifacts: FP32, FP16 (fragile parts kept FP32), INT8 dynamic and INT8 static QDQ.
 
-Every precision starts from one FP32 graph (``source_onnx``): torch sources go through the dynamo exporter
-with names kept and a dynamic batch. The FP16 and INT8 steps then work on that graph, keeping in FP32 the
-nodes of ``handle.keep_float`` modules (mapped through the exporter's module-path metadata).
+Every precision starts from one FP32 graph (``source_onnx``): torch sources go through the dynamo exporter,
+Keras sources through tf2onnx (``_keras_onnx``), each with names kept and a dynamic batch. The FP16 and INT8
+steps then work on that graph, keeping in FP32 the nodes of ``handle.keep_float`` modules / layers (mapped
+through the dynamo exporter's module-path metadata, or tf2onnx's TF name scopes).
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
     onnx = _import_onnx()
     path = Path(path)
     t0 = time.perf_counter()
-    notes: dict = {"format": fmt.name, "opset": options.opset, "versions": _versions()}
+    notes: dict = {"format": fmt.name, "opset": options.opset, "versions": _versions(handle.framework)}
     model = source_onnx(handle, options, notes)
+    notes["source_route"] = notes.get("route")
     try:
         if fmt.precision == "fp32":
             out = model
@@ -77,12 +79,36 @@ def source_onnx(handle: ModelHandle, options: ExportOptions, notes: dict | None 
         notes["route"] = "torch.onnx.export(dynamo=True)"
         notes["export_seconds"] = round(time.perf_counter() - t0, 3)
         return model
+    if handle.framework == "keras":
+        from edgeport.exporters import _keras_onnx
+
+        t0 = time.perf_counter()
+        model = _keras_onnx.keras_to_onnx_proto(handle, opset=options.opset)
+        notes["route"] = "tf2onnx.convert.from_function"
+        notes["opset"] = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), options.opset)
+        notes["export_seconds"] = round(time.perf_counter() - t0, 3)
+        return model
     raise UnsupportedFormatError(
-        f"ONNX export from a '{handle.framework}' source is not implemented yet; supported: torch"
+        f"ONNX export from a '{handle.framework}' source is not implemented yet; supported: torch, keras"
     )
 
 
 # ----------------------------------------------------------------------------------------------- graph helpers
+
+
+def kept_nodes(model, handle: ModelHandle, options: ExportOptions | None = None, *, quantized: bool = True) -> list[str]:
+    """The nodes of ``handle.keep_float`` (torch module paths, or Keras layer names) in ``model``; for Keras
+    sources in a quantized format also the audio frontend and stem (``_keras_onnx.AUDIO_FLOAT_LAYERS``)."""
+    if handle.framework == "keras":
+        from edgeport.exporters import _keras_onnx
+
+        extra = options.extra if options is not None else {}
+        layers = _keras_onnx.float_layers(handle, extra) if quantized else tuple(handle.keep_float)
+        names = _keras_onnx.layer_nodes(model, layers)
+        if layers and not names:
+            log.warning("keep_float layers %s matched no ONNX node", list(layers))
+        return names
+    return keep_float_nodes(model, handle.keep_float)
 
 
 def keep_float_nodes(model, module_paths: Iterable[str]) -> list[str]:
@@ -246,11 +272,12 @@ def _float_type_of(value_info) -> int:
 
 def to_fp16(model, handle: ModelHandle, options: ExportOptions, notes: dict):
     """FP16 weights and activations; keep_float modules and fragile ops stay FP32; FP32 I/O unless fp16_io."""
-    kept = keep_float_nodes(model, handle.keep_float)
+    kept = kept_nodes(model, handle, options, quantized=False)
     # trig ops fed by raw inputs stay FP32 even without keep_float (measured on a geo-like model: rounding the
     # angle to FP16 costs 0.0062 max diff; kept FP32, 0.00065)
     trig = [n for n in trig_chain_nodes(model) if n not in set(kept)]
     out, info = convert_fp16(model, keep_nodes=kept + trig, block_ops=FP16_FRAGILE_OPS, fp16_io=options.fp16_io)
+    info["route"] = f"{notes.get('source_route')} + onnxconverter-common float16"
     notes.update(info)
     notes["trig_nodes_kept_fp32"] = len(trig)
     notes["keep_float_modules"] = list(handle.keep_float)
@@ -322,7 +349,7 @@ def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: d
 
     m = _clean_for_quant(model)
     m = gemm_to_matmul(m)
-    kept = keep_float_nodes(m, handle.keep_float)
+    kept = kept_nodes(m, handle, options)
     with tempfile.TemporaryDirectory(dir=options.work_dir) as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(m, str(src))
@@ -337,7 +364,7 @@ def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: d
             raise ConversionError(f"ONNX Runtime dynamic quantization failed: {type(e).__name__}: {_line(e)}") from e
         out = onnx.load_model(str(dst))
     notes.update({
-        "route": "torch.onnx.export(dynamo=True) + onnxruntime quantize_dynamic (QInt8)",
+        "route": f"{notes.get('source_route')} + onnxruntime quantize_dynamic (QInt8)",
         "per_channel": not options.per_tensor,
         "nodes_kept_float": kept,
         "keep_float_modules": list(handle.keep_float),
@@ -390,6 +417,16 @@ def _drop_unused_initializers(graph) -> None:
     graph.initializer.extend(keep)
 
 
+#: Calibration rows whose intermediate outputs ONNX Runtime holds at once (Percentile/Entropy keep all of them).
+CALIBRATION_STRIDE = 32
+
+
+def calibration_stride(n: int, cap: int = CALIBRATION_STRIDE) -> int:
+    """The largest stride <= ``cap`` that divides ``n`` (ONNX Runtime's strided calibration requires it)."""
+    cap = max(1, min(int(cap), int(n)))
+    return next(d for d in range(cap, 0, -1) if n % d == 0)
+
+
 def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: dict):
     """QDQ INT8 weights (per-channel) and activations, calibrated on ``handle.calibration_inputs``."""
     quant = _import_ort_quant()
@@ -403,7 +440,7 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
     feeds = handle.calibration_inputs(options.calibration_samples, 0)
     n = int(next(iter(feeds.values())).shape[0])
     m = _clean_for_quant(model)
-    kept = keep_float_nodes(m, handle.keep_float)
+    kept = kept_nodes(m, handle, options)
     op_types = list(options.extra.get("static_op_types", STATIC_OP_TYPES))
     method = {
         "minmax": quant.CalibrationMethod.MinMax,
@@ -412,20 +449,35 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
     }[options.calibration_method]
 
     class Reader(quant.CalibrationDataReader):
+        """One row per step over rows [start, end); ONNX Runtime's strided calibration sets the range."""
+
         def __init__(self):
+            self._start, self._end = 0, n
             self._i = 0
 
+        def __len__(self):
+            return n
+
+        def set_range(self, start_index: int, end_index: int):
+            self._start, self._end = int(start_index), min(int(end_index), n)
+            self._i = self._start
+
         def get_next(self):
-            if self._i >= n:
+            if self._i >= self._end:
                 return None
             row = {k: v[self._i : self._i + 1] for k, v in feeds.items()}
             self._i += 1
             return row
 
         def rewind(self):
-            self._i = 0
+            self._i = self._start
 
-    extra = {"CalibMaxIntermediateOutputs": 64} if method != quant.CalibrationMethod.MinMax else {}
+    # Stream the calibration: ONNX Runtime's Percentile/Entropy calibrators keep every intermediate output of
+    # every sample until the reader is exhausted (``CalibMaxIntermediateOutputs`` is honoured by MinMax only);
+    # ``CalibStridedMinMax`` (despite its name, any method) feeds them ``stride`` rows at a time and merges the
+    # ranges / histograms between strides. Peak memory: benchmarks/results/onnx_keras_calibration.json.
+    stride = calibration_stride(n, int(options.extra.get("calibration_stride", CALIBRATION_STRIDE)))
+    extra = {"CalibStridedMinMax": stride}
     with tempfile.TemporaryDirectory(dir=options.work_dir) as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(m, str(src))
@@ -442,10 +494,11 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
             raise ConversionError(f"ONNX Runtime static quantization failed: {type(e).__name__}: {_line(e)}") from e
         out = onnx.load_model(str(dst))
     notes.update({
-        "route": "torch.onnx.export(dynamo=True) + onnxruntime quantize_static (QDQ, QInt8)",
+        "route": f"{notes.get('source_route')} + onnxruntime quantize_static (QDQ, QInt8)",
         "per_channel": not options.per_tensor,
         "calibration_method": options.calibration_method,
         "calibration_rows": n,
+        "calibration_stride": stride,
         "op_types_quantized": op_types,
         "nodes_kept_float": kept,
         "keep_float_modules": list(handle.keep_float),
@@ -509,11 +562,12 @@ def _import_ort_quant():
     return quantization
 
 
-def _versions() -> dict:
+def _versions(framework: str = "torch") -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("torch", "onnx", "onnxscript", "onnxruntime", "onnxconverter-common"):
+    pkgs = ("torch", "onnxscript") if framework == "torch" else ("tensorflow-cpu", "keras", "tf2onnx")
+    for pkg in (*pkgs, "onnx", "onnxruntime", "onnxconverter-common"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
