@@ -18,8 +18,9 @@ MODEL = {"sample_rate": 16000, "chunk_duration": 0.5, "spec_width": 32, "fft_len
          "alpha": 0.5, "embeddings_size": 64, "batch_size": 8, "num_workers": 0, "progress": False,
          "max_chunks_per_file": 2, "bn_recalibration_batches": 4, "dropout": 0.1, "learning_rate": 3e-3,
          "reservoir_size": 64, "seed": 1}
-#: epochs per frontend (the hybrid model is the one most tests use: trained longest)
-EPOCHS = {"hybrid": 12, "librosa": 6, "raw": 6, "mfcc": 6, "log_mel": 6}
+#: epochs per frontend. 6 epochs left raw / mfcc / log_mel models whose outputs barely depend on the input
+#: (validation ROC-AUC ~0.5): INT8 noise then dominates the correlation gates (centred Pearson 0.75-0.89).
+EPOCHS = {"hybrid": 12, "librosa": 12, "raw": 12, "mfcc": 12, "log_mel": 12}
 MAG = {"hybrid": "pwl", "librosa": "pwl", "raw": "pwl", "mfcc": "none", "log_mel": "none"}
 
 

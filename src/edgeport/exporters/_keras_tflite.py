@@ -61,17 +61,29 @@ def _saved_model(handle: ModelHandle, out: Path) -> None:
     archive.write_out(str(out), verbose=False)
 
 
-def converter(handle: ModelHandle, work_dir: Path | None):
-    """A ``TFLiteConverter`` for the handle's model, from a SavedModel written under ``work_dir``."""
+def converter(handle: ModelHandle, work_dir: Path | None = None):
+    """A ``TFLiteConverter`` for the handle's model, from a SavedModel written once per handle (a temporary
+    folder removed when the handle goes away or the process ends)."""
+    import shutil
+    import weakref
+
     tf = _tf()
-    d = Path(tempfile.mkdtemp(prefix="keras-sm-", dir=work_dir))
+    d = getattr(handle, "_keras_saved_model", None)
+    if d is None or not Path(d).is_dir():
+        d = Path(tempfile.mkdtemp(prefix="edgeport-keras-sm-"))
+        try:
+            with _torch_compat.quiet():
+                _saved_model(handle, d / "sm")
+        except Exception as e:
+            shutil.rmtree(d, ignore_errors=True)
+            raise ConversionError(f"Keras -> SavedModel failed: {type(e).__name__}: {_line(e)}") from e
+        handle._keras_saved_model = d
+        weakref.finalize(handle, shutil.rmtree, str(d), True)
     try:
         with _torch_compat.quiet():
-            _saved_model(handle, d / "sm")
-            conv = tf.lite.TFLiteConverter.from_saved_model(str(d / "sm"))
+            return tf.lite.TFLiteConverter.from_saved_model(str(Path(d) / "sm"))
     except Exception as e:
-        raise ConversionError(f"Keras -> SavedModel failed: {type(e).__name__}: {_line(e)}") from e
-    return conv
+        raise ConversionError(f"Keras SavedModel -> TFLite converter failed: {type(e).__name__}: {_line(e)}") from e
 
 
 def convert_float(handle: ModelHandle, work_dir: Path | None) -> bytes:
@@ -227,6 +239,8 @@ def _full_int8(data: bytes, handle: ModelHandle, options, notes: dict) -> bytes:
         raise ConversionError("tflite_int8_full needs calibration data: pass --data-path-train FOLDER (labelled "
                               "audio) or use --quantization dynamic")
     kept = keep_float_layers(handle, float_frontend=float_frontend)
+    if extra.get("int8_normalize") and not float_frontend:  # measurement only (benchmarks): the trap, in INT8
+        kept = tuple(k for k in kept if k not in NORMALIZE_LAYERS)
     notes.update({"float_frontend": float_frontend, "float_layers": list(kept), "int8_route": route})
     if route == "converter":
         samples = handle.calibration_inputs(options.calibration_samples, 0)[handle.input_names[0]]
