@@ -1,9 +1,10 @@
 """``edgeport evaluate`` on the demo's DS-CNN: .keras, TFLite FP32 and ONNX FP32 on the held-out test folder.
 
 Trains the demo model (``edgeport.training.demo.train_demo``), converts it to FP32 TFLite
-(``TFLiteConverter.from_keras_model``) and FP32 ONNX of its logits (tf2onnx), then evaluates each with
-``evaluate_audio_artifact`` (avg pooling, per-species report, latency) and the Keras model with max and lme
-pooling and 1 s overlap.
+(``TFLiteConverter.from_keras_model``) and FP32 ONNX of its logits (tf2onnx), exports its full-integer
+INT8 TFLite with ``edgeport export --formats tflite_int8_full`` (model config found through the export's
+manifest), then evaluates each with ``evaluate_audio_artifact`` (avg pooling, per-species report,
+latency) and the Keras model with max and lme pooling and 1 s overlap.
 
 Usage: .venv/bin/python benchmarks/evaluate_demo.py [--keep DIR]   -> benchmarks/results/evaluate_demo.json
 """
@@ -48,6 +49,13 @@ def run(outdir: Path) -> dict:
 
     demo = train_demo(outdir, seed=0)
     arts = convert(Path(demo["model_path"]))
+    from edgeport.cli.main import main
+
+    exports = outdir / "exports"
+    rc = main(["export", demo["model_path"], "--formats", "tflite_int8_full", "--data-path-train", demo["train_dir"],
+               "--outdir", str(exports), "--force"])
+    if rc == 0:
+        arts["tflite_int8_full"] = exports / "demo_dscnn_quantized.tflite"
     test_dir = Path(demo["test_dir"])
     rows = {}
     runs = [(kind, path, {"species_report": True, "benchmark_latency": True}) for kind, path in arts.items()]
@@ -67,7 +75,7 @@ def run(outdir: Path) -> dict:
             "best_global_threshold": m["optimised_thresholds"]["global"],
             "per_species_ap": {r["class"]: [r["ap"], r["ap_ci_low"], r["ap_ci_high"]] for r in m["per_class"]}
             if m.get("species_report") else None,
-            "latency": res.latency, "seconds": seconds,
+            "model_config": res.info["model_config"], "latency": res.latency, "seconds": seconds,
         }
     return {"demo": {k: v for k, v in demo.items() if not k.endswith(("_path", "_dir"))}, "evaluations": rows}
 
