@@ -127,15 +127,16 @@ def layer_regex(layer: str) -> str:
 
 def layer_nodes(model, layers: Iterable[str]) -> list[str]:
     """Names of the ONNX nodes made from any of the Keras ``layers``: by the node's TF name scope, or, for the
-    nodes tf2onnx renames when it fuses (``Conv__332`` = stem conv + BatchNorm), by the scope of the weights
-    it reads (``.../stem_conv_1/convolution/merged_input:0``)."""
+    nodes tf2onnx renames when it fuses (``Conv__332`` = stem conv + BatchNorm, no scope), by the scope of the
+    weights it reads (``.../stem_conv_1/convolution/merged_input:0``). Scoped nodes are matched by their own
+    name only: tf2onnx shares constants (e.g. ReLU6's clip bounds) under the scope of their first user."""
     rx = [re.compile(layer_regex(n)) for n in layers if n]
     if not rx:
         return []
     inits = {i.name for i in model.graph.initializer}
     out = []
     for n in model.graph.node:
-        names = [n.name] + [i for i in n.input if i in inits]
+        names = [n.name] if "/" in n.name else [n.name] + [i for i in n.input if i in inits]
         if any(r.search(t) for t in names for r in rx):
             out.append(n.name)
     return out
