@@ -94,6 +94,11 @@ def attach_audio_data(handle: ModelHandle, data_path: str | Path | None, *, num_
 
     data = build_audio_inputs(data_path, cfg, input_name=handle.input_names[0], num_samples=num_samples,
                               validate_samples=validate_samples, progress=progress)
+    pool, hard = len(data.heldout), len(data.hard_cases)
+    if pool + hard < validate_samples:
+        log.warning("%s gives %d held-out chunks (+%d hard cases), fewer than --validate-samples %d: validation "
+                    "uses all of them, and every --batch-validate seed sees the same chunks; give more or longer "
+                    "files for different samples", data_path, pool, hard, validate_samples)
     handle.calibration_inputs = data.calibration_inputs
     handle.reference_inputs = data.reference_inputs
     handle.notes["calibration_extra"] = data.summary()

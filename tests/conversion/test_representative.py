@@ -1,0 +1,67 @@
+"""The representative dataset and the held-out validation chunks of an audio data folder (SPEC §3-4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeport.families.audio import AudioModelConfig
+
+CFG = {"sample_rate": 16000, "chunk_duration": 0.5, "spec_width": 32, "fft_length": 256, "num_mels": 16}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """robin x 6 files, wren x 2 files, noise x 2 files (1 s each), plus one silent robin file."""
+    from edgeport.audio.io import write_wav
+
+    root = tmp_path_factory.mktemp("rep")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    for name, n, f in (("robin", 6, 2000.0), ("wren", 2, 4000.0), ("noise", 2, None)):
+        for i in range(n):
+            x = rng.normal(0, 0.3, t.size)  # noise everywhere: no two chunks of a file are the same
+            if f is not None:
+                x = 0.1 * x + 0.5 * np.sin(2 * np.pi * (f + 100 * i) * t)
+            write_wav(root / name / f"{name}_{i}.wav", x.astype(np.float32), 16000)
+    write_wav(root / "robin" / "robin_silent.wav", np.zeros(16000, np.float32), 16000)
+    return root
+
+
+@pytest.mark.parametrize("frontend", ["hybrid", "raw", "librosa"])
+def test_calibration_is_stratified_centre_chunks_without_silence(folder, frontend):
+    from edgeport.audio.chunking import chunk_signal
+    from edgeport.audio.io import load
+    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.representative import build_audio_inputs
+
+    cfg = AudioModelConfig(audio_frontend=frontend, mag_scale="pwl", **CFG)
+    data = build_audio_inputs(folder, cfg, num_samples=6, validate_samples=8, progress=False)
+    cal = data.calibration_inputs(1024)["input"]
+    assert cal.shape == (6, *cfg.input_shape)
+    # round robin over noise / robin / wren: 2 of each before a third of any
+    assert data.calibration_classes == {"noise": 2, "robin": 2, "wren": 2}
+    # every calibration row is the centre chunk of one of the files, and none is silent
+    centres = []
+    for p in sorted(folder.rglob("*.wav")):
+        chunks = chunk_signal(load(p, cfg.sample_rate), cfg.chunk_samples, 0.5)
+        centres.append(features_from_chunk(chunks[len(chunks) // 2], cfg))
+    for row in cal:
+        assert any(np.array_equal(row, c) for c in centres)
+        assert float(np.abs(row).mean()) > 0
+    # held-out rows are never calibration rows; hard cases lead the validation set
+    assert not any(np.array_equal(h, c) for h in data.heldout for c in cal)
+    ref = data.reference_inputs(8, seed=0)["input"]
+    assert ref.shape == (8, *cfg.input_shape)
+    np.testing.assert_array_equal(ref[0], features_from_chunk(np.zeros(cfg.chunk_samples, np.float32), cfg))
+    assert data.hard_case_names[0] == "silence" and len(data.hard_cases) == 3
+    assert not np.array_equal(data.reference_inputs(8, seed=1)["input"], ref)  # another seed, another sample
+
+
+def test_silent_centre_chunks_are_skipped_and_counted(folder):
+    from edgeport.families.audio.representative import build_audio_inputs
+
+    cfg = AudioModelConfig(audio_frontend="hybrid", mag_scale="pwl", **CFG)
+    data = build_audio_inputs(folder, cfg, num_samples=1024, validate_samples=8, progress=False)
+    assert data.skipped_silent == 1 and len(data.calibration) == 10
+    assert data.summary()["skipped_near_silent"] == 1
