@@ -97,3 +97,33 @@ def test_quantization_picks_the_format_of_a_keras_source(argv, framework, expect
     p = argparse.ArgumentParser()
     cli.add_arguments(p)
     assert cli._formats(p.parse_args(["m.keras", *argv]), framework) == expected
+
+
+@pytest.mark.slow
+def test_npu_check_refuses_unaligned_channels_unless_skipped(tmp_path, capsys):
+    """A plain Keras model with a 5-channel convolution: the NPU check refuses it and says why;
+    --no-npu-check converts and validates it and still records the problem."""
+    import json
+
+    import keras
+    import numpy as np
+
+    inp = keras.Input((8, 8, 1), name="x")
+    y = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="odd")(inp)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    out = keras.layers.Dense(3, name="logits")(y)
+    keras.Model(inp, keras.layers.Activation("sigmoid", name="sigmoid")(out)).save(tmp_path / "odd.keras")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cal.npz", x=rng.random((64, 8, 8, 1), dtype=np.float32))
+    np.savez(tmp_path / "ref.npz", x=rng.random((64, 8, 8, 1), dtype=np.float32))
+    args = ["export", str(tmp_path / "odd.keras"), "--formats", "tflite_int8_full", "--calibration-inputs",
+            str(tmp_path / "cal.npz"), "--reference-inputs", str(tmp_path / "ref.npz")]
+    assert main([*args, "--outdir", str(tmp_path / "a")]) == 1
+    printed = capsys.readouterr().out
+    assert "NPU check" in printed and "(5 channels)" in printed and "--no-npu-check" in printed
+    assert not list((tmp_path / "a").glob("*.tflite"))
+    main([*args, "--outdir", str(tmp_path / "b"), "--no-npu-check"])
+    art = json.loads((tmp_path / "b" / "manifest.json").read_text())["artifacts"][0]
+    assert art["status"] in ("passed", "failed"), art["error"]  # converted and validated against Keras
+    npu = art["notes"]["npu"]
+    assert not npu["checked"] and "(5 channels)" in npu["problems"][0]

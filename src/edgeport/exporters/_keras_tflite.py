@@ -289,9 +289,33 @@ def npu_report(data: bytes, handle: ModelHandle, *, check: bool, float_requested
         from edgeport.families.audio.frontends import npu_problems
 
         report["problems"] = npu_problems(cfg)
+    odd = unaligned_convolutions(data)
+    if odd:
+        report["problems"].append(f"{len(odd)} convolution(s) with a channel count that is not a multiple of 8 "
+                                  f"(NPU alignment), e.g. {odd[0]}")
     if check and report["problems"]:
         raise ConversionError("NPU check: " + "; ".join(report["problems"]) + " (--no-npu-check to skip)")
     return report
+
+
+def unaligned_convolutions(data: bytes) -> list[str]:
+    """``name (C channels)`` of the convolutions whose output channels are not a multiple of 8."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgeport.exporters.tflite import tflite_op_names
+
+    codes = tflite_op_names(data)
+    sg = schema.Model.GetRootAs(bytearray(data), 0).Subgraphs(0)
+    out = []
+    for k in range(sg.OperatorsLength()):
+        op = sg.Operators(k)
+        if codes[op.OpcodeIndex()] not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        t = sg.Tensors(op.Outputs(0))
+        ch = int(t.Shape(t.ShapeLength() - 1)) if t.ShapeLength() else 0
+        if ch % 8:
+            out.append(f"{t.Name().decode().split(';')[0]} ({ch} channels)")
+    return out
 
 
 def _check_float_io(data: bytes) -> None:
