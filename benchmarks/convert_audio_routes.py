@@ -72,6 +72,8 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--embeddings", type=int, default=64)
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--demo", action="store_true",
+                   help="train the demo's DS-CNN (edgeport.training.demo.train_demo, seed 0) and use its train folder")
     p.add_argument("--model", type=Path, default=None, help="a trained X.keras instead of training one")
     p.add_argument("--data", type=Path, default=None, help="its labelled data folder")
     p.add_argument("--tag", default=None)
@@ -85,7 +87,16 @@ def main() -> None:
     from edgeport.sources.keras import attach_audio_data
 
     work = Path(tempfile.mkdtemp(prefix="convert-audio-"))
-    if args.model:
+    if args.demo:
+        from edgeport.training.demo import train_demo
+
+        t0 = time.perf_counter()
+        summary = train_demo(work / "demo", seed=0)
+        model, data = work / "demo" / "model" / "demo_dscnn.keras", work / "demo" / "data" / "train"
+        info = {"trained": "edgeport.training.demo.train_demo(seed=0): the demo's DS-CNN on its synthetic folder",
+                "val_roc_auc": summary.get("val_roc_auc"), "test_roc_auc": summary.get("test_roc_auc"),
+                "train_seconds": round(time.perf_counter() - t0, 1)}
+    elif args.model:
         model, data, info = args.model, args.data, {"model": str(args.model), "data": str(args.data)}
     else:
         model, data, info = _train(args, work)
@@ -114,7 +125,7 @@ def main() -> None:
         print(f"{name:36s} {a.status:7s} " + " ".join(
             f"{k}={results[name][k]:.4f}" for k in ("cosine_mean", "centred_pearson", "top1_agreement")
             if isinstance(results[name][k], float)) + f" failed_rows={results[name]['failed_rows']}", flush=True)
-    tag = args.tag or f"{handle.config.get('audio_frontend')}_a{args.alpha:g}"
+    tag = args.tag or ("demo" if args.demo else f"{handle.config.get('audio_frontend')}_a{args.alpha:g}")
     payload = {
         "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
