@@ -6,8 +6,9 @@ given), against the Keras model on 128 synthetic chunks (silence, -60 dB and -80
 1. tf2onnx ``from_function`` (edgeport's route) vs Keras's own ``model.export(format="onnx")``: time, max diff,
    opset, output names.
 2. Every ONNX format with edgeport's defaults, and the INT8 formats with other float-layer choices:
-   nothing float, the frontend float, frontend + stem float (default), and static QDQ over every op type
-   (Sigmoid, the normalisation's ReduceMax/Div included).
+   nothing float, the frontend float, frontend + stem float (default); static QDQ over Conv/MatMul only,
+   over the element-wise and pooling ops too (default for audio models), and over every op type (Sigmoid,
+   the normalisation's ReduceMax/Div included).
 
     .venv/bin/python benchmarks/onnx_keras_routes.py [--model X.keras ...] [--alpha 1.0 0.25]
 
@@ -100,14 +101,20 @@ def measure(path: Path, work: Path) -> dict:
 
     # 2. formats and float-layer choices
     all_ops = sorted({n.op_type for n in proto.graph.node})
-    variants = [("onnx", "default", {}, "minmax"), ("onnx_fp16", "default", {}, "minmax")]
-    for fmt in ("onnx_int8", "onnx_int8_static"):
-        variants += [(fmt, "nothing float", {"onnx_float_layers": ()}, "minmax"),
-                     (fmt, "frontend float", {"onnx_float_layers": FRONTEND}, "minmax"),
-                     (fmt, "frontend + stem float (default)", {}, "minmax")]
-    variants += [("onnx_int8_static", "frontend + stem float (default)", {}, "percentile"),
-                 ("onnx_int8_static", "frontend + stem float (default)", {}, "entropy"),
-                 ("onnx_int8_static", "every op type, nothing float", {"onnx_float_layers": (),
+    from edgeport.exporters.onnx import STATIC_OP_TYPES
+
+    conv = {"static_op_types": list(STATIC_OP_TYPES)}
+    variants = [("onnx", "default", {}, "minmax"), ("onnx_fp16", "default", {}, "minmax"),
+                ("onnx_int8", "nothing float", {"onnx_float_layers": ()}, "minmax"),
+                ("onnx_int8", "frontend float", {"onnx_float_layers": FRONTEND}, "minmax"),
+                ("onnx_int8", "frontend + stem float (default)", {}, "minmax"),
+                ("onnx_int8_static", "nothing float, Conv/MatMul only", {**conv, "onnx_float_layers": ()}, "minmax"),
+                ("onnx_int8_static", "frontend float, Conv/MatMul only", {**conv, "onnx_float_layers": FRONTEND},
+                 "minmax"),
+                ("onnx_int8_static", "frontend + stem float, Conv/MatMul only", conv, "minmax")]
+    variants += [("onnx_int8_static", "frontend + stem float, + element-wise/pooling (default)", {}, m)
+                 for m in ("minmax", "percentile", "entropy")]
+    variants += [("onnx_int8_static", "every op type, nothing float", {"onnx_float_layers": (),
                                                                      "static_op_types": all_ops}, "minmax"),
                  ("onnx_int8_static", "every op type, frontend + stem float", {"static_op_types": all_ops}, "minmax")]
     rows = []

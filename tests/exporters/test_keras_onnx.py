@@ -31,7 +31,8 @@ TRAIN = {"sample_rate": 16000, "chunk_duration": 0.5, "spec_width": 32, "fft_len
 CALIBRATION_ROWS = 64
 REFERENCE_ROWS = 128
 #: Percentile / Entropy are not the default method; on these 3-class tiny models their top-1 agreement
-#: measured 0.963-0.974 (MinMax 0.981-0.983; mean cosine >= 0.998 for all three): docs/dev/onnx-keras.md.
+#: measured 0.974-0.991 (MinMax 0.991-1.0; mean cosine >= 0.998 for all three), one row of ~110 being 0.009:
+#: docs/dev/onnx-keras.md.
 NON_DEFAULT_METHOD_TOP1 = 0.95
 
 
@@ -139,8 +140,11 @@ def test_each_onnx_format_passes_its_gate_against_keras(keras_audio_models, tmp_
         assert cmp.headline()["max_abs_diff"] < 1e-5  # measured 1e-6 .. 2.3e-6
     if fmt_name in ("onnx_int8", "onnx_int8_static"):
         kept = notes["nodes_kept_float"]
-        assert any("/stem_conv_1/" in n or n.startswith("Conv__") for n in kept)
+        assert any("/stem_relu6_1/" in n for n in kept) and any(n.startswith("Conv__") for n in kept)
         assert any("mel_mixer" in n for n in kept) == (fe == "hybrid")
+    if fmt_name == "onnx_int8_static":  # element-wise ops quantized too; never the sigmoids or the division
+        assert "Add" in notes["op_types_quantized"]
+        assert not {"Sigmoid", "Div", "ReduceMax"} & set(notes["op_types_quantized"])
 
 
 @pytest.mark.slow

@@ -417,6 +417,16 @@ def _drop_unused_initializers(graph) -> None:
     graph.initializer.extend(keep)
 
 
+def default_static_op_types(handle: ModelHandle) -> tuple[str, ...]:
+    """Op types quantized by ``onnx_int8_static`` unless ``extra["static_op_types"]`` says otherwise."""
+    if handle.framework == "keras":
+        from edgeport.exporters import _keras_onnx
+
+        if _keras_onnx.is_audio_model(handle):
+            return _keras_onnx.AUDIO_STATIC_OP_TYPES
+    return STATIC_OP_TYPES
+
+
 #: Calibration rows whose intermediate outputs ONNX Runtime holds at once (Percentile/Entropy keep all of them).
 CALIBRATION_STRIDE = 32
 
@@ -441,7 +451,7 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
     n = int(next(iter(feeds.values())).shape[0])
     m = _clean_for_quant(model)
     kept = kept_nodes(m, handle, options)
-    op_types = list(options.extra.get("static_op_types", STATIC_OP_TYPES))
+    op_types = list(options.extra.get("static_op_types", default_static_op_types(handle)))
     method = {
         "minmax": quant.CalibrationMethod.MinMax,
         "percentile": quant.CalibrationMethod.Percentile,
