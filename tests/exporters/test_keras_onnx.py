@@ -8,6 +8,7 @@ float (docs/dev/onnx-keras.md).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,26 @@ def test_round_trip_meta_test_still_covers_every_format():
 
     missing = sorted(set(FORMATS.names()) - set(ROUND_TRIP_CASES))
     assert not missing, missing
+
+
+@pytest.mark.slow
+def test_export_pipeline_validates_keras_onnx_against_keras(keras_audio_models, tmp_path):
+    """Through ``export_handle`` (what ``edgeport export`` runs): the Keras model is the reference, each
+    artifact passes, and its golden vectors hold the Keras outputs."""
+    from edgeport.export import ExportConfig, export_handle
+
+    handle = _handle(keras_audio_models, "hybrid")
+    out = tmp_path / "exports"
+    export_handle(handle, ExportConfig(formats=("onnx", "onnx_int8_static"), outdir=out,
+                                       reference_rows=REFERENCE_ROWS,
+                                       options=ExportOptions(calibration_samples=CALIBRATION_ROWS)))
+    manifest = json.loads((out / "manifest.json").read_text())
+    arts = {a["format"]: a for a in manifest["artifacts"]}
+    assert set(arts) == {"onnx", "onnx_int8_static"}
+    feeds, ref = _keras_reference(handle, "hybrid")
+    for name, art in arts.items():
+        assert art["status"] == "passed", f"{name}: {art.get('error') or art['validation']['failures']}"
+        assert art["file"] == FORMATS.get(name).artifact_name("tiny")
+        with np.load(out / art["golden_vectors"]) as g:
+            np.testing.assert_allclose(g["reference__sigmoid"], ref["sigmoid"], rtol=0, atol=1e-6)
+            np.testing.assert_array_equal(g["input__input"], feeds["input"])
