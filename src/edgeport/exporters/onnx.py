@@ -488,18 +488,34 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
     # ranges / histograms between strides. Peak memory: benchmarks/results/onnx_keras_calibration.json.
     stride = calibration_stride(n, int(options.extra.get("calibration_stride", CALIBRATION_STRIDE)))
     extra = {"CalibStridedMinMax": stride}
+    fallback = None
     with tempfile.TemporaryDirectory(dir=options.work_dir) as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(m, str(src))
-        try:
+
+        def run(types):
             with _torch_compat.quiet():
                 quant.quantize_static(
                     str(src), str(dst), Reader(), quant_format=quant.QuantFormat.QDQ,
                     activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
                     per_channel=not options.per_tensor, calibrate_method=method, reduce_range=True,
-                    op_types_to_quantize=op_types, nodes_to_exclude=kept or None,
+                    op_types_to_quantize=types, nodes_to_exclude=kept or None,
                     extra_options=extra,
                 )
+
+        try:
+            try:
+                run(op_types)
+            except ValueError as e:
+                # Percentile's histogram of a near-constant tensor (e.g. a saturated squeeze-excitation gate
+                # fed to Mul) fails in numpy ("Too many bins for data range"); the compute ops alone calibrate.
+                if "Too many bins" not in str(e) or "static_op_types" in options.extra or \
+                        set(op_types) <= set(STATIC_OP_TYPES):
+                    raise
+                fallback = f"{_line(e)}: quantized {list(STATIC_OP_TYPES)} only"
+                log.warning("static calibration (%s) failed on %s; %s", options.calibration_method, op_types, fallback)
+                op_types = list(STATIC_OP_TYPES)
+                run(op_types)
         except Exception as e:
             raise ConversionError(f"ONNX Runtime static quantization failed: {type(e).__name__}: {_line(e)}") from e
         out = onnx.load_model(str(dst))
@@ -510,6 +526,7 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
         "calibration_rows": n,
         "calibration_stride": stride,
         "op_types_quantized": op_types,
+        "op_types_fallback": fallback,
         "nodes_kept_float": kept,
         "keep_float_modules": list(handle.keep_float),
     })
