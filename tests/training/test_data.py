@@ -123,6 +123,19 @@ def test_unknown_frontend_message():
         TrainConfig(data_path_train="x", optimizer="lamb")
 
 
+def test_mfcc_needs_as_many_mels_as_coefficients(tmp_path):
+    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.model_config import AudioModelConfig
+
+    with pytest.raises(ConfigError, match="--n-mfcc 20 is more than --num-mels 16"):
+        AudioModelConfig(audio_frontend="mfcc", mag_scale="none", num_mels=16, n_mfcc=20)
+    AudioModelConfig(audio_frontend="hybrid", num_mels=16, n_mfcc=20)  # n_mfcc unused by other frontends
+    cfg = AudioModelConfig(audio_frontend="mfcc", mag_scale="none", sample_rate=8000, chunk_duration=0.25,
+                           spec_width=8, fft_length=128, num_mels=16, n_mfcc=16)
+    x = features_from_chunk(np.random.default_rng(0).normal(size=cfg.chunk_samples), cfg)
+    assert x.shape == cfg.input_shape == (16, 8, 1)
+
+
 def test_chunk_stream_same_with_and_without_workers(tmp_path):
     import json
 

@@ -64,6 +64,10 @@ def quiet() -> Iterator[None]:
     saved = {n: logging.getLogger(n).level for n in _CHATTY_LOGGERS}
     for n in _CHATTY_LOGGERS:
         logging.getLogger(n).setLevel(logging.ERROR)
+    # libraries that log on the root logger itself (ONNX Runtime's quantizer: "Please consider to run
+    # pre-processing ..."); a logger filter sees only records logged on that logger, not propagated ones
+    root_filter = _BelowError()
+    logging.getLogger().addFilter(root_filter)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -71,8 +75,14 @@ def quiet() -> Iterator[None]:
             with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
                 yield
     finally:
+        logging.getLogger().removeFilter(root_filter)
         for n, level in saved.items():
             logging.getLogger(n).setLevel(level)
+
+
+class _BelowError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
 
 
 def ordered_module(handle: ModelHandle, *, as_dict: bool):

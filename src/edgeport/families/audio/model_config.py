@@ -61,6 +61,10 @@ class AudioModelConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.alpha <= 0 or self.chunk_duration <= 0:
             raise ConfigError("alpha and chunk_duration must be positive")
+        if self.audio_frontend == "mfcc" and self.n_mfcc > self.num_mels:
+            raise ConfigError(f"--n-mfcc {self.n_mfcc} is more than --num-mels {self.num_mels}: the DCT of "
+                              f"{self.num_mels} mel bands gives at most {self.num_mels} coefficients; lower "
+                              "--n-mfcc or raise --num-mels")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         object.__setattr__(self, "hop_length", hop_length(self.sample_rate, self.chunk_duration, self.spec_width))
