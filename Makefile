@@ -20,7 +20,8 @@ demo: $(STAMP)
 	$(BIN)/edgeport demo --outdir demo_out --force
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
+	tools/ensure-chromium.sh
+	EDGEPORT_REQUIRE_CHROMIUM=1 $(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/export_geo.py

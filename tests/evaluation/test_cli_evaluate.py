@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -274,8 +275,10 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, artifacts, test_fold
     assert f"Test folders ['{names[2]}']" in line and "not classes of the model" in line
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("EDGEPORT_REQUIRE_CHROMIUM"),
+                    reason="chromium is not installed (apt-get install chromium; make test installs it)")
 def test_html_report_renders_in_chromium(runs, tmp_path):
+    assert shutil.which("chromium"), "make test needs chromium: tools/ensure-chromium.sh installs it"
     rep, d = runs["onnx"]
     cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*cmd, "--dump-dom", (d / "evaluation.html").as_uri()], capture_output=True, text=True,
