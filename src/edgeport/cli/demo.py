@@ -29,9 +29,6 @@ PARTS = ("geo", "audio")
 HELP = "run the main job on built-in synthetic data: build reference models, export and validate every format"
 #: What the audio part converts the trained DS-CNN to (issue 4, item 8).
 AUDIO_FORMATS = ("tflite_int8_full", "tflite", "onnx", "onnx_int8_static")
-#: The export CLI's defaults for a Keras audio model (--num-samples, --validate-samples).
-AUDIO_CALIBRATION_SAMPLES = 1024
-AUDIO_VALIDATE_SAMPLES = 256
 log = logging.getLogger(__name__)
 
 
@@ -149,8 +146,8 @@ def convert_and_evaluate_audio(
     *,
     formats: tuple[str, ...] = AUDIO_FORMATS,
     seed: int = 0,
-    num_samples: int = AUDIO_CALIBRATION_SAMPLES,
-    validate_samples: int = AUDIO_VALIDATE_SAMPLES,
+    num_samples: int | None = None,
+    validate_samples: int | None = None,
     gate_overrides: dict | None = None,
     reports: bool = True,
     plots: bool = True,
@@ -174,7 +171,7 @@ def convert_and_evaluate_audio(
     from edgeport.exporters import ExportOptions
     from edgeport.reporting import format_table
     from edgeport.sources import load_source
-    from edgeport.sources.keras import attach_audio_data
+    from edgeport.sources.keras import NUM_SAMPLES, VALIDATE_SAMPLES, attach_audio_data
 
     model_path, outdir = Path(model_path), Path(outdir)
     echo(f"== audio model: export to {', '.join(formats)} (calibrated and validated on {train_dir}) ==")
@@ -184,6 +181,8 @@ def convert_and_evaluate_audio(
         from edgeport.errors import SourceError
 
         raise SourceError(f"{model_path.name} has no model config beside it: not an audio model")
+    num_samples = NUM_SAMPLES if num_samples is None else num_samples
+    validate_samples = VALIDATE_SAMPLES if validate_samples is None else validate_samples
     attach_audio_data(handle, train_dir, num_samples=num_samples, validate_samples=validate_samples, progress=False)
     config = ExportConfig(
         formats=tuple(formats), outdir=outdir / "exports", force=True, reference_rows=validate_samples, seed=seed,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgeport.cli.args import add_source_arguments, resolve_source
 from edgeport.exporters import FORMATS
+from edgeport.sources.keras import NUM_SAMPLES, VALIDATE_SAMPLES
 
 HELP = "export a model to ONNX / TFLite / SavedModel formats and validate each against the source"
 DEFAULT_CHECKPOINT = "checkpoints/checkpoint_best.pt"
@@ -38,9 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="labelled audio folder: representative dataset (calibration) and held-out validation chunks")
     a.add_argument("--quantization", choices=["ptq", "dynamic"], default="ptq",
                    help="without --formats: ptq -> tflite_int8_full (full INT8, calibrated), dynamic -> tflite_int8")
-    a.add_argument("--num-samples", "--num_samples", dest="num_samples", type=int, default=1024,
+    a.add_argument("--num-samples", "--num_samples", dest="num_samples", type=int, default=NUM_SAMPLES,
                    help="representative dataset size (centre chunks, stratified by class)")
-    a.add_argument("--validate-samples", "--validate_samples", dest="validate_samples", type=int, default=256,
+    a.add_argument("--validate-samples", "--validate_samples", dest="validate_samples", type=int, default=VALIDATE_SAMPLES,
                    help="held-out chunks (never used for calibration) the artifacts are validated on")
     a.add_argument("--min-cosine-sim", "--min_cosine_sim", dest="min_cosine_sim", type=float, default=None,
                    help="tflite_int8_full mean cosine gate (default 0.95, the gates table)")

@@ -84,8 +84,14 @@ def audio_config(handle: ModelHandle):
     return AudioModelConfig.from_dict(handle.config)
 
 
-def attach_audio_data(handle: ModelHandle, data_path: str | Path | None, *, num_samples: int = 1024,
-                      validate_samples: int = 256, progress: bool = True) -> None:
+#: Defaults of ``edgeport export X.keras``: representative dataset rows (--num-samples) and held-out
+#: validation chunks (--validate-samples), as in the seed system.
+NUM_SAMPLES = 1024
+VALIDATE_SAMPLES = 256
+
+
+def attach_audio_data(handle: ModelHandle, data_path: str | Path | None, *, num_samples: int = NUM_SAMPLES,
+                      validate_samples: int = VALIDATE_SAMPLES, progress: bool = True) -> None:
     """Give an audio handle its representative dataset and held-out validation chunks from ``data_path``."""
     cfg = audio_config(handle)
     if cfg is None or data_path is None:
