@@ -59,8 +59,45 @@ _CHATTY_LOGGERS = (
 
 
 @contextlib.contextmanager
+def native_output_captured() -> Iterator[None]:
+    """Capture what native code (TFLite converter, LiteRT, ONNX Runtime) writes to file descriptors 1 and 2
+    directly, bypassing ``sys.stdout``: dropped on success, replayed as one log warning when the block
+    raises (so a converter's own error text is not lost)."""
+    import os
+    import sys
+    import tempfile
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = (os.dup(1), os.dup(2))
+    except (OSError, ValueError, AttributeError):  # no real descriptors (embedded interpreter): nothing to do
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            if failed:
+                tmp.seek(0)
+                text = tmp.read().decode(errors="replace").strip()
+                if text:
+                    log.warning("native output before the error:\n%s", text[-4000:])
+
+
+@contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence converter chatter on stdout/stderr (progress lines, warnings); errors still raise."""
+    """Silence converter chatter on stdout/stderr (progress lines, warnings, native code's prints); errors
+    still raise."""
     saved = {n: logging.getLogger(n).level for n in _CHATTY_LOGGERS}
     for n in _CHATTY_LOGGERS:
         logging.getLogger(n).setLevel(logging.ERROR)
@@ -72,7 +109,7 @@ def quiet() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             buf_out, buf_err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
+            with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err), native_output_captured():
                 yield
     finally:
         logging.getLogger().removeFilter(root_filter)
