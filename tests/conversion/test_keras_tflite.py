@@ -42,13 +42,7 @@ def _check_against_keras(model_path, tflite_path, golden_path, *, min_cosine, mi
     return m, x
 
 
-_LOG_INPUT = pytest.mark.xfail(
-    strict=True, reason="full INT8 of log-domain inputs misses the correlation gates on the tiny test models "
-    "(measured: mfcc centred Pearson 0.86 / top-1 0.85, log_mel Pearson 0.94 / top-1 0.85; docs/convert-audio.md)")
-
-
-@pytest.mark.parametrize("frontend", ["hybrid", "librosa", "raw", pytest.param("mfcc", marks=_LOG_INPUT),
-                                      pytest.param("log_mel", marks=_LOG_INPUT)])
+@pytest.mark.parametrize("frontend", ["hybrid", "librosa", "raw", "mfcc", "log_mel"])
 def test_full_int8_for_every_frontend(frontend, trained_model, audio_folder, tmp_path, capsys):
     model = trained_model(frontend)
     out = tmp_path / "out"

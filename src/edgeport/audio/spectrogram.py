@@ -20,6 +20,8 @@ PWL_SLOPES = (0.40, 0.25, 0.15, 0.08)
 PCEN_ALPHA, PCEN_DELTA, PCEN_ROOT, PCEN_EPS, PCEN_WINDOW = 0.8, 0.01, 0.25, 1e-6, 9
 #: dB floor: values are mapped from [-DB_RANGE, 0] dB to [0, 1].
 DB_RANGE = 80.0
+#: log_mel: a chunk whose median cell is within this many dB of its maximum is flat (all 0).
+LOG_MEL_MIN_CONTRAST_DB = 1.0
 
 
 def hop_length(sample_rate: int, chunk_duration: float, spec_width: int) -> int:
@@ -88,16 +90,35 @@ MAG_SCALES_NUMPY = {"pwl": scale_pwl, "pcen": scale_pcen, "db": scale_db, "none"
 
 
 def log_mel(mel_mag: np.ndarray) -> np.ndarray:
-    """Log-power mel in [0, 1]: power in dB relative to the chunk's maximum, floor -80 dB."""
+    """Log-power mel in [0, 1]: dB above the chunk's median level, over the chunk's max-minus-median range.
+
+    Power in dB relative to the chunk's maximum (floor -80 dB); the median cell (the chunk's background)
+    maps to 0, cells below it are clipped to 0, the loudest cell maps to 1. A flat chunk (digital
+    silence) is all 0. So 0 means "background", as in the other frontends: SpecAugment's zero-filled masks
+    are then background too. The earlier mapping ([-80, 0] dB -> [0, 1]) put every real cell in about
+    [0.26, 1] (mean 0.72, signal bands ~0.1 above the background) and the zero masks 0.7 below anything
+    real: the tiny test model trained with SpecAugment reached validation ROC-AUC 0.52 (0.89 without it).
+    """
     p = mel_mag.astype(np.float64) ** 2
     db = 10.0 * np.log10(np.maximum(p, 1e-12) / max(float(p.max()), 1e-12))
-    return ((np.clip(db, -DB_RANGE, 0.0) + DB_RANGE) / DB_RANGE).astype(np.float32)
+    db = np.clip(db, -DB_RANGE, 0.0)
+    floor = float(np.median(db))
+    if floor > -LOG_MEL_MIN_CONTRAST_DB:  # (almost) flat chunk: nothing stands out of the background
+        return np.zeros(db.shape, np.float32)
+    return (np.maximum(db - floor, 0.0) / -floor).astype(np.float32)
 
 
 def mfcc(mel_mag: np.ndarray, n_mfcc: int) -> np.ndarray:
-    """MFCC (DCT-II of the log-power mel), standardised per chunk."""
+    """MFCC: DCT-II (orthonormal) over the mel axis of :func:`log_mel`, first ``n_mfcc`` coefficients.
+
+    Background (and silence) is 0 in every coefficient; values stay within +-sqrt(2 n_mels), c0 in
+    [0, sqrt(n_mels)] (measured on the test data: [-0.9, 2.0], c0 std 0.21, c1..c15 0.09-0.35). The earlier
+    per-chunk standardisation over all coefficients left c0 at ~+3.8 and every other coefficient within
+    +-0.3: one INT8 input scale for all of them gave c1.. a few steps, and SpecAugment's zero masks were far
+    from any real value (tiny test model: validation ROC-AUC 0.53 with SpecAugment, 0.91 without, and even
+    then full INT8 top-1 0.89, Pearson r 0.94).
+    """
     from scipy.fft import dct
 
-    lm = log_mel(mel_mag) * DB_RANGE
-    c = dct(lm, type=2, axis=0, norm="ortho")[:n_mfcc]
-    return ((c - c.mean()) / (c.std() + 1e-6)).astype(np.float32)
+    c = dct(log_mel(mel_mag).astype(np.float64), type=2, axis=0, norm="ortho")[:n_mfcc]
+    return c.astype(np.float32)

@@ -94,10 +94,10 @@ FRONTENDS.register("raw", FrontendSpec(
     "raw", "raw waveform in; learned Conv2D 1x16 filterbank, BN, ReLU6 and magnitude scaling in the graph",
     True, _ALL, lambda c: (c.chunk_samples, 1), _raw))
 FRONTENDS.register("mfcc", FrontendSpec(
-    "mfcc", "MFCC computed offline (no magnitude scaling)", False, ("none",),
+    "mfcc", "MFCC (DCT of the log_mel features) computed offline (no magnitude scaling)", False, ("none",),
     lambda c: (c.n_mfcc, c.spec_width, 1), _mfcc))
 FRONTENDS.register("log_mel", FrontendSpec(
-    "log_mel", "log-power mel computed offline (no magnitude scaling)", False, ("none",),
+    "log_mel", "log-power mel computed offline, dB above the chunk's median level (no magnitude scaling)", False, ("none",),
     lambda c: (c.num_mels, c.spec_width, 1), _log_mel))
 
 
