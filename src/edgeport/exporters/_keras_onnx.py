@@ -115,8 +115,8 @@ def _rename(graph, mapping: dict[str, str]) -> None:
 #: Op types the static QDQ quantizer touches in a Keras audio model (one with the layers above): the compute
 #: ops plus the element-wise and pooling ops between them, so activations stay INT8 from one conv to the next;
 #: never Sigmoid (SE gates and the output probabilities: SPEC §3), Div / ReduceMax (the normalisation) or
-#: Softmax. Measured: static MinMax top-1 0.983 -> 0.991 (hybrid), 0.981 -> 1.0 (log_mel) against Conv/MatMul
-#: only.
+#: Softmax. Measured: static MinMax top-1 0.983 -> 0.991 (hybrid), 0.981 -> 1.0 (log_mel, features before the
+#: median-referenced log_mel) against Conv/MatMul only.
 AUDIO_STATIC_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Clip", "Relu",
                          "GlobalAveragePool", "AveragePool", "MaxPool", "Reshape", "Squeeze", "Unsqueeze",
                          "Transpose", "Concat")

@@ -359,7 +359,8 @@ def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: d
     The weights are quantized twice, 7-bit (``reduce_range``) and full 8-bit, and the one closer to the FP32
     graph on trial rows is kept: ONNX Runtime's u8 x s8 kernels can saturate with full-range weights
     (the geo model's MatMuls: max diff 0.28 vs 0.030), while the Conv-heavy audio DS-CNN loses accuracy with
-    7-bit weights (tiny log_mel model: top-1 agreement 0.975 vs 0.99+ full range; docs/dev/fp16.md).
+    7-bit weights (tiny log_mel model, features before the median-referenced log_mel: top-1 agreement
+    0.975 vs 0.99+ full range; docs/dev/fp16.md).
     """
     quant = _import_ort_quant()
     import onnx
