@@ -72,6 +72,6 @@ def tiny_run(tmp_path_factory, tiny_data):
             summary.write_text(json.dumps({
                 "paths": {k: str(v) for k, v in r.paths.items()}, "class_names": r.class_names,
                 "epochs_run": r.epochs_run, "best_epoch": r.best_epoch, "val_loss": r.val_loss,
-                "val_roc_auc": r.val_roc_auc, "seconds": r.seconds}))
+                "val_roc_auc": r.val_roc_auc, "seconds": r.seconds, "batchnorm": r.batchnorm}))
     s = json.loads(summary.read_text())
     return TrainResult(paths={k: Path(v) for k, v in s.pop("paths").items()}, history=[], **s)

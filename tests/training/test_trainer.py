@@ -36,6 +36,9 @@ def test_outputs_written_and_loadable(tiny_run):
     assert model.get_layer("sigmoid").input is model.get_layer("logits").output
     state = json.loads(tiny_run.paths["state"].read_text())
     assert state["completed"] and state["epoch"] == tiny_run.epochs_run
+    bn = state["batchnorm_recalibration"]  # what the re-estimation did to the validation figures, on record
+    assert bn == tiny_run.batchnorm and bn["batches"] > 0
+    assert bn["val_roc_auc_after"] == pytest.approx(tiny_run.val_roc_auc)
 
 
 def test_save_load_identical_and_outputs_vary(tiny_run, tiny_data):
