@@ -248,6 +248,7 @@ def main() -> None:
     p.add_argument("--a1-patience", type=int, default=None, help="early-stopping patience of the alpha 1.0 models")
     p.add_argument("--tag", default=None, help="write convert_audio_TAG.json")
     args = p.parse_args()
+    load_start = os.getloadavg()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "tf2onnx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -273,8 +274,9 @@ def main() -> None:
         "command": shlex.join([f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')}", ".venv/bin/python",
                                "benchmarks/convert_audio.py", *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "machine": platform.machine(), "platform": platform.platform(),
-                    "python": platform.python_version(), "load_avg_at_end": os.getloadavg(),
-                    "note": "2 cores shared with a concurrent test suite run: latencies and timings are noisy"},
+                    "python": platform.python_version(), "load_avg_at_start": load_start,
+                    "load_avg_at_end": os.getloadavg(),
+                    "note": "latencies and timings are only as quiet as the machine: see the load averages"},
         "data": {"train": "edgeport.training.demo: synthetic 6 species + noise, 40 files each, difficulty 0.6, seed 0",
                  "test": "20 files per species + 20 noise files, seed 1000 (140 files, 4 s each)"},
         "protocol": {
