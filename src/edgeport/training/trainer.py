@@ -177,10 +177,10 @@ def recalibrate_batchnorm_measured(model, batches, evaluate) -> dict:
 
     Re-estimation is what fixes stale statistics (constant outputs after short runs). It is not always a
     gain: the weights were trained on augmented batches (SpecAugment's zero masks, mixup) and clean-batch
-    statistics can fit them worse (measured on the tiny test models, 12-16 epochs: val loss 0.446 -> 0.534
-    hybrid, 0.445 -> 0.511 mfcc, 0.349 -> 0.367 log_mel). Keeping the statistics only when the loss improves
-    made those float models better but moved their INT8 figures (hybrid dynamic-range top-1 0.977, below
-    its 0.98 gate), so the re-estimation stays unconditional until that trade is measured on real-size models.
+    statistics can fit them worse (the tiny test models' validation loss went up). Keeping the statistics
+    only when the loss improves made those float models better but moved their INT8 figures (the hybrid
+    one's dynamic-range INT8 then missed its top-1 gate), so the re-estimation stays unconditional until
+    that trade is measured on real-size models.
     """
     loss_before, auc_before = evaluate()
     n = recalibrate_batchnorm(model, batches)
