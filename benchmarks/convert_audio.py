@@ -45,6 +45,9 @@ MODELS = {
     "a1": {"alpha": 1.0, "embeddings_size": 256},
     "demo_db": {"mag_scale": "db"},
     "a1_db": {"alpha": 1.0, "embeddings_size": 256, "mag_scale": "db"},
+    # alpha 1.0 at TrainConfig's (the seed system's) default input: 24 kHz, 3 s chunks, 64 mels x 256 frames
+    "a1_seed_input": {"alpha": 1.0, "embeddings_size": 256, "sample_rate": 24000, "chunk_duration": 3.0,
+                      "num_mels": 64, "spec_width": 256, "fft_length": 512},
 }
 DEFAULT_MODELS = ("demo", "a1", "demo_db")
 FORMATS = ("tflite_int8_full", "tflite", "tflite_fp16", "tflite_int8", "onnx", "onnx_fp16", "onnx_int8",
