@@ -11,7 +11,7 @@ pytest.importorskip("onnxconverter_common")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from edgeport.exporters.onnx import FP16_INPUT_CHAIN_OPS, convert_fp16, trig_chain_nodes  # noqa: E402
+from edgeport.exporters.onnx import FP16_INPUT_CHAIN_OPS, convert_fp16, input_chain_nodes  # noqa: E402
 
 
 def _db_graph():
@@ -39,12 +39,12 @@ def _run(model, x):
 
 def test_log_chain_is_found_and_kept_fp32():
     model = _db_graph()
-    assert trig_chain_nodes(model, FP16_INPUT_CHAIN_OPS) == ["square", "gain", "floor", "log"]
-    assert trig_chain_nodes(model) == []  # no trig op: the default (trig only) finds nothing
+    assert input_chain_nodes(model, FP16_INPUT_CHAIN_OPS) == ["square", "gain", "floor", "log"]
+    assert input_chain_nodes(model) == []  # no trig op: the default (trig only) finds nothing
 
     x = np.geomspace(1e-4, 1.0, 64, dtype=np.float32).reshape(8, 8)  # -80 .. 0 dB of power
     ref = _run(model, x)
-    kept, _ = convert_fp16(model, keep_nodes=trig_chain_nodes(model, FP16_INPUT_CHAIN_OPS))
+    kept, _ = convert_fp16(model, keep_nodes=input_chain_nodes(model, FP16_INPUT_CHAIN_OPS))
     log_only, _ = convert_fp16(model, block_ops=["Log"])
     err_kept = float(np.abs(_run(kept, x) - ref).max())
     err_log_only = float(np.abs(_run(log_only, x) - ref).max())

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgeport.sources.keras import NUM_SAMPLES, VALIDATE_SAMPLES
+
 if TYPE_CHECKING:
     from edgeport.export import ExportResult
 
@@ -146,8 +148,8 @@ def convert_and_evaluate_audio(
     *,
     formats: tuple[str, ...] = AUDIO_FORMATS,
     seed: int = 0,
-    num_samples: int | None = None,
-    validate_samples: int | None = None,
+    num_samples: int = NUM_SAMPLES,
+    validate_samples: int = VALIDATE_SAMPLES,
     gate_overrides: dict | None = None,
     reports: bool = True,
     plots: bool = True,
@@ -171,7 +173,7 @@ def convert_and_evaluate_audio(
     from edgeport.exporters import ExportOptions
     from edgeport.reporting import format_table
     from edgeport.sources import load_source
-    from edgeport.sources.keras import NUM_SAMPLES, VALIDATE_SAMPLES, attach_audio_data
+    from edgeport.sources.keras import attach_audio_data
 
     model_path, outdir = Path(model_path), Path(outdir)
     echo(f"== audio model: export to {', '.join(formats)} (calibrated and validated on {train_dir}) ==")
@@ -181,8 +183,6 @@ def convert_and_evaluate_audio(
         from edgeport.errors import SourceError
 
         raise SourceError(f"{model_path.name} has no model config beside it: not an audio model")
-    num_samples = NUM_SAMPLES if num_samples is None else num_samples
-    validate_samples = VALIDATE_SAMPLES if validate_samples is None else validate_samples
     attach_audio_data(handle, train_dir, num_samples=num_samples, validate_samples=validate_samples, progress=False)
     config = ExportConfig(
         formats=tuple(formats), outdir=outdir / "exports", force=True, reference_rows=validate_samples, seed=seed,
@@ -250,21 +250,21 @@ def convert_and_evaluate_audio(
 
 def format_eval_table(rows: list[AudioEvalRow]) -> str:
     """artifact | export | ROC-AUC | cmAP | ROC-AUC points vs Keras | latency, then one line per reason."""
+    from edgeport.reporting.table import columns
+
     header = ("artifact", "export", "ROC-AUC", "cmAP", "vs keras (pts)", "ms/chunk b1 p50", "chunks/s")
 
     def num(v, spec: str) -> str:
         text = "-" if v is None else format(v, spec)
         return "+0.00" if text == "-0.00" else text  # a difference below 0.005 points has no sign worth showing
 
-    table = [header]
+    table = []
     for r in rows:
         name = r.path.name if r.path is not None else r.format
         status = {"source": "source", "passed": "PASS", "failed": "FAIL"}.get(r.status, "ERROR")
         table.append((f"{r.format} ({name})" if r.format != "keras" else name, status, num(r.roc_auc, ".4f"),
                       num(r.cmap, ".4f"), num(r.roc_auc_points_vs_keras, "+.2f"), num(r.ms_per_chunk_batch1, ".3f"),
                       num(r.chunks_per_second, ".0f")))
-    widths = [max(len(t[i]) for t in table) for i in range(len(header))]
-    line = lambda t: "  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)).rstrip()
-    out = [line(table[0]), line(tuple("-" * w for w in widths)), *map(line, table[1:])]
+    out = columns(header, table)
     out += [f"  {r.format}: {r.reason}" for r in rows if r.reason]
     return "\n".join(out)

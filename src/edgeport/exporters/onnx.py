@@ -128,7 +128,7 @@ def keep_float_nodes(model, module_paths: Iterable[str]) -> list[str]:
         if any(p in scopes for p in paths):
             names.append(node.name)
     if not names:
-        names = trig_chain_nodes(model)
+        names = input_chain_nodes(model)
         if names:
             log.warning("keep_float %s matched no node by module path; keeping the %d nodes that feed "
                         "trigonometric ops in float instead", paths, len(names))
@@ -137,7 +137,7 @@ def keep_float_nodes(model, module_paths: Iterable[str]) -> list[str]:
     return names
 
 
-def trig_chain_nodes(model, op_types: Iterable[str] = TRIG_OPS) -> list[str]:
+def input_chain_nodes(model, op_types: Iterable[str] = TRIG_OPS) -> list[str]:
     """Nodes of ``op_types`` (trig by default) fed by a graph input, and every node between the graph inputs
     and them (the input encoding)."""
     graph = model.graph
@@ -281,11 +281,11 @@ def to_fp16(model, handle: ModelHandle, options: ExportOptions, notes: dict):
     kept = kept_nodes(model, handle, options, quantized=False)
     # trig and log ops fed by raw inputs stay FP32 with what feeds them, even without keep_float (measured on a
     # geo-like model: rounding the angle to FP16 costs 0.0062 max diff; kept FP32, 0.00065)
-    trig = [n for n in trig_chain_nodes(model, FP16_INPUT_CHAIN_OPS) if n not in set(kept)]
-    out, info = convert_fp16(model, keep_nodes=kept + trig, block_ops=FP16_FRAGILE_OPS, fp16_io=options.fp16_io)
+    chain = [n for n in input_chain_nodes(model, FP16_INPUT_CHAIN_OPS) if n not in set(kept)]
+    out, info = convert_fp16(model, keep_nodes=kept + chain, block_ops=FP16_FRAGILE_OPS, fp16_io=options.fp16_io)
     info["route"] = f"{notes.get('source_route')} + onnxconverter-common float16"
     notes.update(info)
-    notes["trig_nodes_kept_fp32"] = len(trig)
+    notes["trig_nodes_kept_fp32"] = len(chain)  # key kept for earlier manifests: trig and log chains
     notes["keep_float_modules"] = list(handle.keep_float)
     return out
 
@@ -369,9 +369,11 @@ def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: d
     kept = kept_nodes(m, handle, options)
     feeds = _trial_feeds(handle)
     candidates: dict[bool, object] = {}
+    trial: dict[bool, float] = {}
     with tempfile.TemporaryDirectory(dir=options.work_dir) as tmp:
         src = Path(tmp) / "fp32.onnx"
         onnx.save_model(m, str(src))
+        reference = _ort_outputs(src, feeds) if feeds is not None else None
         for reduce_range in (True, False) if feeds is not None else (True,):
             dst = Path(tmp) / f"int8_{reduce_range}.onnx"
             try:
@@ -384,7 +386,9 @@ def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: d
                 raise ConversionError(
                     f"ONNX Runtime dynamic quantization failed: {type(e).__name__}: {_line(e)}") from e
             candidates[reduce_range] = onnx.load_model(str(dst))
-    trial = _closest_to_float(m, candidates, feeds) if feeds is not None else {}
+            if reference is not None:  # mean absolute difference from the FP32 graph on the trial rows
+                got = _ort_outputs(dst, feeds)
+                trial[reduce_range] = float(np.mean([np.mean(np.abs(got[k] - reference[k])) for k in reference]))
     chosen = min(trial, key=trial.get) if trial else True
     out = candidates[chosen]
     notes.update({
@@ -415,24 +419,11 @@ def _trial_feeds(handle: ModelHandle) -> dict[str, np.ndarray] | None:
     return None
 
 
-def _closest_to_float(float_model, candidates: dict, feeds: dict[str, np.ndarray]) -> dict:
-    """Mean absolute difference of each candidate's outputs from the FP32 graph's, on ``feeds``."""
-    import onnxruntime as ort
+def _ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs of the ONNX file at ``path`` on ``feeds`` (the project's ONNX Runtime runner), as float64."""
+    from edgeport.runtimes.onnxruntime import OrtRunner
 
-    def run(model):
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        want = {i.name for i in sess.get_inputs()}
-        return sess.run(None, {k: v for k, v in feeds.items() if k in want})
-
-    ref = run(float_model)
-    scores = {}
-    for key, cand in candidates.items():
-        got = run(cand)
-        scores[key] = float(np.mean([np.mean(np.abs(np.asarray(g, np.float64) - np.asarray(r, np.float64)))
-                                     for g, r in zip(got, ref, strict=True)]))
-    return scores
+    return {k: np.asarray(v, np.float64) for k, v in OrtRunner.open(path).infer(feeds).items()}
 
 
 def gemm_to_matmul(model):

@@ -32,6 +32,16 @@ def _num(v: float | None, fmt: str = ".2e") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def columns(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    """Left-aligned columns two spaces apart: the header, a dashed rule, one line per row."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(r) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+
+    return [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
+
+
 def format_table(artifacts) -> str:
     """``artifacts``: ArtifactResult-like objects (format, size_bytes, comparison, status, error)."""
     header = ("format", "size", "max diff", "mean diff", "cosine", "top-1", "gate", "result")
@@ -50,9 +60,7 @@ def format_table(artifacts) -> str:
             gate_text(cmp.gate) if cmp is not None else "-",
             result,
         ))
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
-    out = [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
+    out = columns(header, rows)
     for a in artifacts:
         if a.status == "error":
             out.append(f"  {a.format}: {a.error}")
