@@ -86,17 +86,14 @@ def audio_items(ds, cfg, *, overlap: float = 0.0, max_duration: float | None = N
 
 
 def check_artifact_matches(runner, cfg, artifact: Path, cfg_source: str) -> None:
-    """One input whose shape (batch aside) is the model config's input shape; ConfigError otherwise."""
+    """One input whose shape (batch aside) is the input shape of the model config's input contract;
+    ConfigError otherwise (naming both shapes and the config keys that would make them agree)."""
     if len(runner.inputs) != 1:
         raise ConfigError(f"{artifact.name} takes {len(runner.inputs)} inputs "
                           f"{[t.name for t in runner.inputs]}; an audio classifier takes one")
-    got = tuple(runner.inputs[0].shape[1:])
-    want = tuple(cfg.input_shape)
-    if len(got) != len(want) or any(g is not None and g != w for g, w in zip(got, want, strict=False)):
-        shown = tuple("N" if g is None else g for g in got)
-        raise ConfigError(f"{artifact.name} takes input {shown} per chunk but the model config {cfg_source} "
-                          f"describes {want} ({cfg.audio_frontend} frontend, {cfg.sample_rate} Hz, "
-                          f"{cfg.chunk_duration:g} s chunks): the config does not belong to this artifact")
+    from edgeport.families.audio.contract import check_input_shape
+
+    check_input_shape(cfg, tuple(runner.inputs[0].shape[1:]), what=artifact.name, cfg_source=cfg_source)
 
 
 def evaluate_audio_artifact(

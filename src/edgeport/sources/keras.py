@@ -62,12 +62,13 @@ def load_keras(source, *, model_config: str | Path | None = None, trust_source: 
 
 def check_config_matches(cfg, handle: ModelHandle, cfg_path: Path) -> None:
     """Refuse a model config that describes another model (input shape, number of classes)."""
-    got_in = tuple(handle.inputs[0].shape[1:])
-    if got_in != tuple(cfg.input_shape):
-        raise SourceError(
-            f"{cfg_path.name} does not match the model: it describes input {tuple(cfg.input_shape)} "
-            f"({cfg.audio_frontend} frontend) but {handle.source_path.name} takes {got_in}; pass the model's own "
-            "--model-config")
+    from edgeport.errors import ConfigError
+    from edgeport.families.audio.contract import check_input_shape
+
+    try:
+        check_input_shape(cfg, handle.inputs[0].shape[1:], what=handle.source_path.name, cfg_source=cfg_path.name)
+    except ConfigError as e:
+        raise SourceError(f"{cfg_path.name} does not match the model: {e}; pass the model's own --model-config") from None
     out = handle.outputs[0].shape
     if cfg.num_classes and len(out) == 2 and out[1] != cfg.num_classes:
         raise SourceError(

@@ -179,13 +179,14 @@ def _init_worker() -> None:
 def load_file_chunks(task: tuple) -> tuple[np.ndarray | None, str | None]:
     """Worker job: (path, cfg_json, n_chunks, seed or None, max_duration) -> (model inputs (n, ...), error)."""
     from edgeport.audio.chunking import salient_chunks
-    from edgeport.audio.io import AudioReadError, load
+    from edgeport.audio.io import AudioReadError
+    from edgeport.families.audio.contract import load_audio
     from edgeport.families.audio.frontends import features_from_chunk
 
     path, cfg_json, n_chunks, seed, max_duration = task
     cfg = _cfg(cfg_json)
     try:
-        x = load(path, cfg.sample_rate, max_duration=max_duration)
+        x = load_audio(path, cfg, max_duration=max_duration)
     except AudioReadError as e:
         return None, str(e)
     rng = np.random.default_rng(seed) if seed is not None else None

@@ -38,12 +38,20 @@ for _name, _doc in (("pwl", "piecewise-linear learned compression (quantization 
 
 @dataclass(frozen=True)
 class FrontendSpec:
+    """``features`` gives the frontend's core features of one chunk: (bins, frames) for a spectrogram frontend,
+    (samples,) for the raw waveform; ``core_shape`` their shape. The input contract of the model config then
+    scales, pads and shapes them into the model input (``features_from_chunk``)."""
+
     name: str
     description: str
     in_graph: bool                       # does the model hold (part of) the frontend?
     mag_scales: tuple[str, ...]          # accepted magnitude scalings
-    input_shape: Callable[[AudioModelConfig], tuple[int, ...]]
-    features: Callable[[np.ndarray, AudioModelConfig], np.ndarray]  # chunk -> model input (no batch)
+    core_shape: Callable[[AudioModelConfig], tuple[int, ...]]
+    features: Callable[[np.ndarray, AudioModelConfig], np.ndarray]  # chunk -> core features
+
+    @property
+    def spectrogram(self) -> bool:
+        return self.name != "raw"
 
 
 FRONTENDS: Registry[FrontendSpec] = Registry("audio frontend", ConfigError)
@@ -59,46 +67,39 @@ def _mel(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
     return sp.mel_filterbank(cfg.sample_rate, cfg.fft_length, cfg.num_mels) @ _stft(chunk, cfg)
 
 
-def _hybrid(chunk, cfg):
-    s = _stft(chunk, cfg)
-    out = np.zeros((sp.padded_bins(cfg.fft_length), cfg.spec_width), np.float32)
-    out[: s.shape[0]] = s
-    return out[..., None]
-
-
 def _librosa(chunk, cfg):
     m = sp.max_normalize(_mel(chunk, cfg))
-    return sp.MAG_SCALES_NUMPY[cfg.mag_scale](m)[..., None]
+    return sp.MAG_SCALES_NUMPY[cfg.mag_scale](m)
 
 
 def _raw(chunk, cfg):
-    return chunk.astype(np.float32).reshape(-1, 1)
+    return chunk.astype(np.float32).reshape(-1)
 
 
 def _mfcc(chunk, cfg):
-    return sp.mfcc(_mel(chunk, cfg), cfg.n_mfcc)[..., None]
+    return sp.mfcc(_mel(chunk, cfg), cfg.n_mfcc)
 
 
 def _log_mel(chunk, cfg):
-    return sp.log_mel(_mel(chunk, cfg))[..., None]
+    return sp.log_mel(_mel(chunk, cfg))
 
 
 _ALL = tuple(MAG_SCALES.names())
 FRONTENDS.register("hybrid", FrontendSpec(
     "hybrid", "linear STFT in; fixed Slaney mel mixer, normalisation and magnitude scaling in the graph",
-    True, _ALL, lambda c: (sp.padded_bins(c.fft_length), c.spec_width, 1), _hybrid))
+    True, _ALL, lambda c: (c.fft_length // 2 + 1, c.spec_width), _stft))
 FRONTENDS.register("librosa", FrontendSpec(
     "librosa", "mel spectrogram computed offline, magnitude scaling applied offline",
-    False, _ALL, lambda c: (c.num_mels, c.spec_width, 1), _librosa))
+    False, _ALL, lambda c: (c.num_mels, c.spec_width), _librosa))
 FRONTENDS.register("raw", FrontendSpec(
     "raw", "raw waveform in; learned Conv2D 1x16 filterbank, BN, ReLU6 and magnitude scaling in the graph",
-    True, _ALL, lambda c: (c.chunk_samples, 1), _raw))
+    True, _ALL, lambda c: (c.chunk_samples,), _raw))
 FRONTENDS.register("mfcc", FrontendSpec(
     "mfcc", "MFCC (DCT of the log_mel features) computed offline (no magnitude scaling)", False, ("none",),
-    lambda c: (c.n_mfcc, c.spec_width, 1), _mfcc))
+    lambda c: (c.n_mfcc, c.spec_width), _mfcc))
 FRONTENDS.register("log_mel", FrontendSpec(
     "log_mel", "log-power mel computed offline, dB above the chunk's median level (no magnitude scaling)", False, ("none",),
-    lambda c: (c.num_mels, c.spec_width, 1), _log_mel))
+    lambda c: (c.num_mels, c.spec_width), _log_mel))
 
 
 def resolve_frontend(name: str) -> str:
@@ -142,13 +143,17 @@ def npu_problems(cfg: AudioModelConfig) -> list[str]:
 
 
 def features_from_chunk(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
-    """Model input (no batch axis) for one chunk of ``cfg.chunk_samples`` samples at ``cfg.sample_rate``."""
-    return FRONTENDS.get(cfg.audio_frontend).features(np.asarray(chunk, np.float32), cfg)
+    """Model input (no batch axis) for one chunk of ``cfg.chunk_samples`` samples at ``cfg.sample_rate``, as the
+    config's input contract says (``edgeport.families.audio.contract``)."""
+    from edgeport.families.audio import contract
+
+    return contract.features(chunk, cfg)
 
 
 def model_input_from_audio(path: Path | str, cfg: AudioModelConfig, *, max_chunks: int | None = None,
                            overlap: float = 0.0, max_duration: float | None = None, return_times: bool = False):
-    """Batch of model inputs for an audio file: load, mono, resample, peak-normalise, chunk, frontend.
+    """Batch of model inputs for an audio file: load (mono, resample, peak-normalise if the contract says so),
+    chunk, frontend and the contract's scaling and shape.
 
     ``max_chunks=None`` gives every chunk in file order (for evaluation; ``overlap`` is the fraction of a
     chunk that consecutive chunks share); an integer gives that many salient chunks (highest short-time
@@ -160,9 +165,9 @@ def model_input_from_audio(path: Path | str, cfg: AudioModelConfig, *, max_chunk
         chunk_times_from_starts,
         salient_chunks,
     )
-    from edgeport.audio.io import load
+    from edgeport.families.audio.contract import load_audio
 
-    x = load(path, cfg.sample_rate, max_duration=max_duration)
+    x = load_audio(path, cfg, max_duration=max_duration)
     if max_chunks is None:
         chunks, starts = chunk_signal(x, cfg.chunk_samples, overlap, return_starts=True)
     else:

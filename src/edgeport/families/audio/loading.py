@@ -17,6 +17,7 @@ def load_keras_model(path: Path | str, *, safe_mode: bool = True):
     import keras
 
     import edgeport.families.audio.layers  # noqa: F401 - registers the custom layers
+    import edgeport.families.audio.seed_layers  # noqa: F401 - and the seed system's layer classes
 
     path = Path(path)
     if not path.is_file():
@@ -34,7 +35,11 @@ def load_trained_model(path: Path | str, config_path: Path | str | None = None, 
     cfg_path = Path(config_path) if config_path else config_path_for(path)
     cfg: AudioModelConfig = read_model_config(cfg_path)
     model = load_keras_model(path, safe_mode=safe_mode)
-    expected = (None, *cfg.input_shape)
-    if tuple(model.input_shape) != expected:
-        raise SourceError(f"{path} takes input {tuple(model.input_shape)} but {cfg_path} describes {expected}")
+    from edgeport.errors import ConfigError
+    from edgeport.families.audio.contract import check_input_shape
+
+    try:
+        check_input_shape(cfg, tuple(model.input_shape)[1:], what=str(path), cfg_source=str(cfg_path))
+    except ConfigError as e:
+        raise SourceError(str(e)) from None
     return model, cfg

@@ -44,6 +44,12 @@ class AudioModelConfig:
     use_attention_pooling: bool = False
     dropout: float = 0.5
     model: str = "dscnn"
+    #: input contract (edgeport.families.audio.contract); the defaults are edgeport's own models'
+    input_scaling: str = "peak"
+    pad_bins_in_graph: bool = False
+    input_rank: int = 0  # 0: the frontend's features plus a channel axis of 1
+    #: does the model end in a sigmoid? None: evaluation decides from the output name and scores
+    sigmoid_in_graph: bool | None = None
     hop_length: int = field(default=0)
 
     def __post_init__(self):
@@ -68,6 +74,21 @@ class AudioModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         object.__setattr__(self, "hop_length", hop_length(self.sample_rate, self.chunk_duration, self.spec_width))
+        self._check_contract()
+
+    def _check_contract(self) -> None:
+        from edgeport.families.audio import contract
+
+        contract.SCALINGS.get(self.input_scaling)  # unknown -> ConfigError listing peak, minmax, none
+        if not isinstance(self.pad_bins_in_graph, bool):
+            raise ConfigError(f"pad_bins_in_graph must be true or false, got {self.pad_bins_in_graph!r}")
+        if self.sigmoid_in_graph is not None and not isinstance(self.sigmoid_in_graph, bool):
+            raise ConfigError(f"sigmoid_in_graph must be true, false or null, got {self.sigmoid_in_graph!r}")
+        rank = int(self.input_rank) or contract.default_rank(self)
+        if rank not in contract.allowed_ranks(self):
+            raise ConfigError(f"input_rank {self.input_rank} does not fit the {self.audio_frontend} frontend: "
+                              f"use {' or '.join(map(str, contract.allowed_ranks(self)))} (with the batch axis)")
+        object.__setattr__(self, "input_rank", rank)
 
     @property
     def chunk_samples(self) -> int:
@@ -75,10 +96,10 @@ class AudioModelConfig:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Model input shape without the batch axis."""
-        from edgeport.families.audio.frontends import FRONTENDS
+        """Model input shape without the batch axis (the input contract's)."""
+        from edgeport.families.audio.contract import input_shape
 
-        return FRONTENDS.get(self.audio_frontend).input_shape(self)
+        return input_shape(self)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -90,8 +111,14 @@ class AudioModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> AudioModelConfig:
+        """A config dict; one without edgeport's own keys (the seed system's files) means the seed system's
+        input contract (``contract.seed_contract``), the contract keys it gives win."""
+        from edgeport.families.audio.contract import seed_contract
+
         known = {f.name for f in fields(cls)} - {"hop_length"}
         kw = {k: v for k, v in d.items() if k in known}
+        if is_seed_config(d):
+            kw = {**seed_contract(str(kw.get("audio_frontend", cls.audio_frontend))), **kw}
         if "class_names" in kw and "num_classes" not in kw:
             kw["num_classes"] = len(kw["class_names"])
         cfg = cls(**kw)
@@ -102,10 +129,26 @@ class AudioModelConfig:
         return cfg
 
     def replace(self, **changes) -> AudioModelConfig:
+        from edgeport.families.audio.contract import default_rank
+
         d = asdict(self)
         d.pop("hop_length")
+        if "audio_frontend" in changes and "input_rank" not in changes and self.input_rank == default_rank(self):
+            d["input_rank"] = 0  # the new frontend's default rank
         d.update(changes)
         return AudioModelConfig(**d)
+
+
+#: keys of the seed system's model configs; any other known key makes a config edgeport's
+SEED_KEYS = frozenset({"sample_rate", "num_mels", "spec_width", "fft_length", "chunk_duration", "hop_length",
+                       "audio_frontend", "mag_scale", "embeddings_size", "alpha", "depth_multiplier", "num_classes",
+                       "class_names", "frontend_trainable"})
+
+
+def is_seed_config(d: dict) -> bool:
+    """No key of edgeport's own (architecture options, contract keys, the written input_shape/layer_names)."""
+    own = ({f.name for f in fields(AudioModelConfig)} | {"input_shape", "layer_names"}) - SEED_KEYS
+    return not (own & set(d))
 
 
 def write_model_config(cfg: AudioModelConfig, path: Path) -> None:

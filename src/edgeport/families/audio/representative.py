@@ -106,7 +106,7 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
     from tqdm.auto import tqdm
 
     from edgeport.audio.chunking import chunk_signal
-    from edgeport.audio.io import load
+    from edgeport.families.audio.contract import load_audio
     from edgeport.families.audio.frontends import features_from_chunk
     from edgeport.training.data import scan_dataset
 
@@ -126,7 +126,7 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
         if len(calib) >= num_samples and len(heldout) >= want_heldout:
             break
         try:
-            x = load(ds.files[i], cfg.sample_rate)
+            x = load_audio(ds.files[i], cfg)
         except Exception as e:  # noqa: BLE001 - a corrupt file is skipped and counted (SPEC §7)
             unreadable.append(f"{ds.files[i]}: {type(e).__name__}")
             continue
@@ -164,7 +164,7 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
 def _hard_cases(cfg: AudioModelConfig, ds, order: list[int], root: Path) -> tuple[np.ndarray, list[str]]:
     """Digital silence and two very quiet clips (a real chunk at -60 / -80 dB), as model inputs."""
     from edgeport.audio.chunking import chunk_signal
-    from edgeport.audio.io import load
+    from edgeport.families.audio.contract import load_audio
     from edgeport.families.audio.frontends import features_from_chunk
 
     n = cfg.chunk_samples
@@ -174,7 +174,7 @@ def _hard_cases(cfg: AudioModelConfig, ds, order: list[int], root: Path) -> tupl
     base = None
     for i in reversed(order):
         try:
-            base = chunk_signal(load(ds.files[i], cfg.sample_rate), n, CHUNK_OVERLAP)[0]
+            base = chunk_signal(load_audio(ds.files[i], cfg), n, CHUNK_OVERLAP)[0]
             break
         except Exception:  # noqa: BLE001, S112 - an unreadable file was counted already
             continue
