@@ -16,7 +16,7 @@ from edgeport.sources.base import Feeds, ModelHandle, TensorSpec
 log = logging.getLogger(__name__)
 
 #: modules that register edgeport's own Keras layers (imported before loading, so safe mode knows them)
-LAYER_MODULES = ("edgeport.families.audio.layers",)
+LAYER_MODULES = ("edgeport.families.audio.layers", "edgeport.families.audio.seed_layers")
 
 
 def _keras():
