@@ -144,14 +144,18 @@ def make_clip(synth: CallSynth, species: int | None, rng: np.random.Generator) -
 
 
 def generate_dataset(out: Path | str, spec: SyntheticSpec = SyntheticSpec(), *, seed: int = 0,
-                     files_per_class: int | None = None, noise_folder: str = "noise") -> list[str]:
-    """Write ``out/<species>/*.wav`` and ``out/<noise_folder>/*.wav``; returns the species names."""
+                     files_per_class: int | None = None, noise_folder: str = "noise",
+                     names: list[str] | None = None) -> list[str]:
+    """Write ``out/<species>/*.wav`` and ``out/<noise_folder>/*.wav``; returns the species names (``names``:
+    the folder names to use for the ``n_species`` species, e.g. the class names of a given model)."""
     from edgeport.audio.io import write_wav
 
     out = Path(out)
     rng = np.random.default_rng(seed)
     synth = CallSynth(spec)
-    names = species_names(spec.n_species)
+    if names is not None and len(names) != spec.n_species:
+        raise ValueError(f"{len(names)} names for {spec.n_species} species")
+    names = list(names) if names is not None else species_names(spec.n_species)
     n_files = files_per_class or spec.files_per_class
     for i, name in enumerate(names):
         for k in range(n_files):

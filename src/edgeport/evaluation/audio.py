@@ -85,15 +85,16 @@ def audio_items(ds, cfg, *, overlap: float = 0.0, max_duration: float | None = N
         yield fid, y, x, t
 
 
-def check_artifact_matches(runner, cfg, artifact: Path, cfg_source: str) -> None:
+def check_artifact_matches(runner, cfg, artifact: Path, cfg_source: str):
     """One input whose shape (batch aside) is the input shape of the model config's input contract;
-    ConfigError otherwise (naming both shapes and the config keys that would make them agree)."""
+    ConfigError otherwise (naming both shapes and the config keys that would make them agree). Returns the
+    config with its contract settled by the artifact's input shape (``contract.resolve``)."""
     if len(runner.inputs) != 1:
         raise ConfigError(f"{artifact.name} takes {len(runner.inputs)} inputs "
                           f"{[t.name for t in runner.inputs]}; an audio classifier takes one")
-    from edgeport.families.audio.contract import check_input_shape
+    from edgeport.families.audio.contract import resolve
 
-    check_input_shape(cfg, tuple(runner.inputs[0].shape[1:]), what=artifact.name, cfg_source=cfg_source)
+    return resolve(cfg, tuple(runner.inputs[0].shape[1:]), what=artifact.name, cfg_source=cfg_source)
 
 
 def evaluate_audio_artifact(
@@ -146,6 +147,8 @@ def evaluate_audio_artifact(
     if not 0.0 <= overlap < cfg.chunk_duration:
         raise ConfigError(f"--overlap must be at least 0 and below the chunk duration ({cfg.chunk_duration:g} s), "
                           f"got {overlap:g}")
+    if apply_sigmoid is None and cfg.sigmoid_in_graph is not None:
+        apply_sigmoid = not cfg.sigmoid_in_graph  # the config says whether the model ends in a sigmoid
     class_names = list(cfg.class_names)
     if not class_names:
         raise ConfigError(f"the model config {cfg_source} lists no class_names")
@@ -157,7 +160,7 @@ def evaluate_audio_artifact(
         kwargs["threads"] = threads
     if runner is None:
         runner = open_runner(runtime, artifact, **kwargs)
-    check_artifact_matches(runner, cfg, artifact, cfg_source)
+    cfg = check_artifact_matches(runner, cfg, artifact, cfg_source)
     log.info("Evaluating %s (%s) on %d files of %s: %s frontend, %g s chunks, overlap %g s", artifact.name, runtime,
              len(ds), test_dir, cfg.audio_frontend, cfg.chunk_duration, overlap)
 

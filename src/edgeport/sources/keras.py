@@ -47,8 +47,7 @@ def load_keras(source, *, model_config: str | Path | None = None, trust_source: 
         inputs=(TensorSpec(inp.name, inp.shape, "float32"),), outputs=outs, source_path=path,
     )
     if cfg_path.is_file():
-        cfg = read_model_config(cfg_path)
-        check_config_matches(cfg, handle, cfg_path)
+        cfg = check_config_matches(read_model_config(cfg_path), handle, cfg_path)
         handle.family = AUDIO_FAMILY
         handle.config = cfg.to_dict()
         handle.notes["model_config_file"] = str(cfg_path)
@@ -60,13 +59,14 @@ def load_keras(source, *, model_config: str | Path | None = None, trust_source: 
     return handle
 
 
-def check_config_matches(cfg, handle: ModelHandle, cfg_path: Path) -> None:
-    """Refuse a model config that describes another model (input shape, number of classes)."""
+def check_config_matches(cfg, handle: ModelHandle, cfg_path: Path):
+    """Refuse a model config that describes another model (input shape, number of classes); returns the config
+    with its input contract settled by the model's input shape (``contract.resolve``)."""
     from edgeport.errors import ConfigError
-    from edgeport.families.audio.contract import check_input_shape
+    from edgeport.families.audio.contract import resolve
 
     try:
-        check_input_shape(cfg, handle.inputs[0].shape[1:], what=handle.source_path.name, cfg_source=cfg_path.name)
+        cfg = resolve(cfg, handle.inputs[0].shape[1:], what=handle.source_path.name, cfg_source=cfg_path.name)
     except ConfigError as e:
         raise SourceError(f"{cfg_path.name} does not match the model: {e}; pass the model's own --model-config") from None
     out = handle.outputs[0].shape
@@ -74,6 +74,7 @@ def check_config_matches(cfg, handle: ModelHandle, cfg_path: Path) -> None:
         raise SourceError(
             f"{cfg_path.name} does not match the model: it lists {cfg.num_classes} classes but "
             f"{handle.source_path.name} has {out[1]} outputs; pass the model's own --model-config")
+    return cfg
 
 
 def audio_config(handle: ModelHandle):

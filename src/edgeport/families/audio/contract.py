@@ -18,6 +18,7 @@ Everything that makes model inputs (training, export calibration and validation,
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ from edgeport.registry import Registry
 
 if TYPE_CHECKING:
     from edgeport.families.audio.model_config import AudioModelConfig
+
+log = logging.getLogger(__name__)
 
 SCALINGS: Registry[str] = Registry("input scaling", ConfigError)
 SCALINGS.register("peak", "file peak-normalised to 1 when read; features unscaled (normalised in the graph)")
@@ -154,5 +157,29 @@ def check_input_shape(cfg: AudioModelConfig, got, *, what: str, cfg_source: str)
                       f"({describe(cfg)}): {hint}")
 
 
+def resolve(cfg: AudioModelConfig, got, *, what: str, cfg_source: str) -> AudioModelConfig:
+    """The config whose input contract fits a model taking ``got`` (batch aside); ``ConfigError`` otherwise.
+
+    A config with contract keys must match as it is. A config without them (``cfg.contract_from_artifact``:
+    the seed system's files) takes the seed system's contract when the shape fits it; a hybrid model taking
+    the padded bins (``fft_length // 2 + 1`` rounded up to 8, which only edgeport's models take) gets
+    edgeport's contract (bins padded before the model, peak-normalised files); a raw model's rank is read
+    from the shape. Anything else is refused, naming both shapes and the keys the config would need.
+    """
+    got = tuple(None if g is None or (isinstance(g, int) and g < 0) else int(g) for g in got)
+    if _matches(got, input_shape(cfg)):
+        return cfg.replace(contract_from_artifact=False) if cfg.contract_from_artifact else cfg
+    if cfg.contract_from_artifact:
+        for fix in fixes_for(cfg, got):
+            if fix.get("pad_bins_in_graph") is False:
+                fix = {**fix, **EDGEPORT_CONTRACT}
+            new = cfg.replace(**fix, contract_from_artifact=False)
+            log.info("%s takes input %s: the model config %s (no contract keys) is read with %s", what, got,
+                     cfg_source, describe(new))
+            return new
+    check_input_shape(cfg, got, what=what, cfg_source=cfg_source)
+    return cfg
+
+
 __all__ = ["CONTRACT_KEYS", "EDGEPORT_CONTRACT", "SCALINGS", "check_input_shape", "describe", "features",
-           "fixes_for", "input_shape", "load_audio", "minmax", "seed_contract"]
+           "fixes_for", "input_shape", "load_audio", "minmax", "resolve", "seed_contract"]

@@ -36,10 +36,10 @@ def load_trained_model(path: Path | str, config_path: Path | str | None = None, 
     cfg: AudioModelConfig = read_model_config(cfg_path)
     model = load_keras_model(path, safe_mode=safe_mode)
     from edgeport.errors import ConfigError
-    from edgeport.families.audio.contract import check_input_shape
+    from edgeport.families.audio.contract import resolve
 
     try:
-        check_input_shape(cfg, tuple(model.input_shape)[1:], what=str(path), cfg_source=str(cfg_path))
+        cfg = resolve(cfg, tuple(model.input_shape)[1:], what=str(path), cfg_source=str(cfg_path))
     except ConfigError as e:
         raise SourceError(str(e)) from None
     return model, cfg

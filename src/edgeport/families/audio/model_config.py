@@ -50,6 +50,9 @@ class AudioModelConfig:
     input_rank: int = 0  # 0: the frontend's features plus a channel axis of 1
     #: does the model end in a sigmoid? None: evaluation decides from the output name and scores
     sigmoid_in_graph: bool | None = None
+    #: the config gave no contract keys (a seed-system file): the artifact's input shape may settle the bins'
+    #: padding and the rank (``contract.resolve``); not written to files
+    contract_from_artifact: bool = field(default=False, compare=False)
     hop_length: int = field(default=0)
 
     def __post_init__(self):
@@ -103,6 +106,7 @@ class AudioModelConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("contract_from_artifact")
         d["class_names"] = list(self.class_names)
         d["input_shape"] = list(self.input_shape)
         d["layer_names"] = {"normalize": NORMALIZE_LAYER if self.audio_frontend == "hybrid" else None,
@@ -115,10 +119,11 @@ class AudioModelConfig:
         input contract (``contract.seed_contract``), the contract keys it gives win."""
         from edgeport.families.audio.contract import seed_contract
 
-        known = {f.name for f in fields(cls)} - {"hop_length"}
+        known = {f.name for f in fields(cls)} - {"hop_length", "contract_from_artifact"}
         kw = {k: v for k, v in d.items() if k in known}
         if is_seed_config(d):
-            kw = {**seed_contract(str(kw.get("audio_frontend", cls.audio_frontend))), **kw}
+            kw = {**seed_contract(str(kw.get("audio_frontend", cls.audio_frontend))), **kw,
+                  "contract_from_artifact": True}
         if "class_names" in kw and "num_classes" not in kw:
             kw["num_classes"] = len(kw["class_names"])
         cfg = cls(**kw)
@@ -147,7 +152,8 @@ SEED_KEYS = frozenset({"sample_rate", "num_mels", "spec_width", "fft_length", "c
 
 def is_seed_config(d: dict) -> bool:
     """No key of edgeport's own (architecture options, contract keys, the written input_shape/layer_names)."""
-    own = ({f.name for f in fields(AudioModelConfig)} | {"input_shape", "layer_names"}) - SEED_KEYS
+    own = ({f.name for f in fields(AudioModelConfig)} | {"input_shape", "layer_names"}) - SEED_KEYS - {
+        "contract_from_artifact"}
     return not (own & set(d))
 
 
