@@ -50,6 +50,19 @@ def test_a_config_without_edgeport_keys_is_the_seed_contract():
         AudioModelConfig.from_dict({**SEED, "input_scaling": "zscore"})
 
 
+def test_seed_contract_features_are_the_seed_systems_librosa_computation():
+    """The seed system's hybrid input: librosa |STFT| (hann, hop len(chunk) // spec_width), first spec_width
+    frames, min-max over the chunk."""
+    librosa = pytest.importorskip("librosa")
+    from edgeport.families.audio.contract import features
+    from edgeport.families.audio.model_config import AudioModelConfig
+
+    cfg = AudioModelConfig.from_dict({**SEED, "spec_width": 24})
+    x = _chunk(cfg.chunk_samples, seed=3)
+    s = np.abs(librosa.stft(y=x, n_fft=128, hop_length=len(x) // 24, win_length=128, window="hann"))[:, :24]
+    np.testing.assert_allclose(features(x, cfg)[..., 0], (s - s.min()) / (s.max() - s.min() + 1e-10), atol=1e-5)
+
+
 def test_the_artifact_shape_settles_a_seed_config_and_a_real_mismatch_is_named(caplog):
     from edgeport.families.audio.contract import resolve
     from edgeport.families.audio.model_config import AudioModelConfig
@@ -67,7 +80,7 @@ def test_the_artifact_shape_settles_a_seed_config_and_a_real_mismatch_is_named(c
         resolve(explicit, (65, 16, 1), what="m.tflite", cfg_source="c.json")
     msg = str(e.value)
     assert "(65, 16, 1)" in msg and "(72, 16, 1)" in msg and '"pad_bins_in_graph": true' in msg
-    with pytest.raises(ConfigError, match="does not belong to this model"):
+    with pytest.raises(ConfigError, match="does not belong to this artifact"):
         resolve(seed, (64, 16, 1), what="m", cfg_source="c")
 
 

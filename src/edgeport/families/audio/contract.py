@@ -152,7 +152,7 @@ def check_input_shape(cfg: AudioModelConfig, got, *, what: str, cfg_source: str)
         need = " or ".join(", ".join(f'"{k}": {json.dumps(v)}' for k, v in f.items()) for f in fixes)
         hint = f"the config would need {need}"
     else:
-        hint = "no input contract of this config gives that shape: the config does not belong to this model"
+        hint = "no input contract of this config gives that shape: the config does not belong to this artifact"
     raise ConfigError(f"{what} takes input {shown} per chunk but the model config {cfg_source} describes {want} "
                       f"({describe(cfg)}): {hint}")
 

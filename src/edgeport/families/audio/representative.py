@@ -34,9 +34,14 @@ CHUNK_OVERLAP = 0.5
 
 
 def is_near_silent(x: np.ndarray, chunk: np.ndarray, cfg: AudioModelConfig) -> bool:
-    """Seed 003's rule: raw input by the chunk's RMS, spectrogram inputs by mean |x|."""
+    """Seed 003's rule: raw input by the chunk's RMS, spectrogram inputs by mean |x|. Inputs min-max scaled per
+    chunk carry no level: every chunk but digital silence reaches the model at full range (a quiet noise chunk
+    included), and a tonal call's scaled |STFT| has mean |x| below 0.01 as often as not; only an all-zero
+    input is near-silent there."""
     from edgeport.audio.chunking import rms
 
+    if cfg.input_scaling == "minmax":
+        return not np.any(x)
     if cfg.audio_frontend == "raw":
         return rms(chunk) < SILENT_RMS
     return float(np.mean(np.abs(x))) < SILENT_MEAN_ABS

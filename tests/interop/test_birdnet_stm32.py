@@ -1,0 +1,130 @@
+"""The audio seed system's own published checkpoint (birdnet-stm32, MIT licence) through edgeport unchanged:
+``edgeport evaluate`` on its INT8 ``.tflite`` with its config, its ``.keras`` loaded in safe mode, and
+``edgeport export`` of it to full INT8, compared with the Keras model and with the shipped ``.tflite`` on the
+same seed-contract spectrograms of synthetic calls."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgeport.cli.main import main
+from tests._support.shared import shared_dir
+from tests.interop.conftest import FILES_PER_CLASS, N_SPECIES, NOISE_FILES, STEM
+
+pytestmark = [pytest.mark.interop]
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("ai_edge_litert")
+
+#: the shipped model's 3 s chunks in the synthetic folder's 4 s files: 2 chunks a file (the last one padded)
+N_FILES = N_SPECIES * FILES_PER_CLASS + NOISE_FILES
+#: calibration rows and validation chunks of the test export (kept small: the test's cost is the conversion)
+CALIBRATION, VALIDATION = 28, 32
+
+
+def _run(runner, x: np.ndarray) -> np.ndarray:
+    outs, failed = runner.run({runner.inputs[0].name: x}, 1)
+    assert not failed.any()
+    return next(iter(outs.values()))
+
+
+@pytest.fixture(scope="module")
+def keras_scores(stm32_files, stm32_inputs):
+    from edgeport.runtimes.keras import KerasRunner
+
+    runner = KerasRunner.open(stm32_files["keras"])  # safe mode
+    return _run(runner, stm32_inputs)
+
+
+@pytest.fixture(scope="module")
+def shipped_scores(stm32_files, stm32_inputs):
+    from edgeport.runtimes import open_runner
+
+    return _run(open_runner("litert", stm32_files["tflite"]), stm32_inputs)
+
+
+def test_shipped_tflite_evaluates_with_its_config(stm32_files, stm32_cfg, stm32_data, tmp_path):
+    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.runtimes import open_runner
+
+    out = tmp_path / "eval"
+    rc = main(["evaluate", str(stm32_files["tflite"]), "--model-config", str(stm32_files["config"]),
+               "--data-path-test", str(stm32_data), "--outdir", str(out), "--no-progress", "--no-plots",
+               "--n-boot", "20"])
+    assert rc == 0
+    res = json.loads((out / "evaluation.json").read_text())
+    assert res["files"]["evaluated"] == N_FILES and res["chunks"] == {"total": 2 * N_FILES, "failed": 0}
+    assert res["info"]["apply_sigmoid"] is False  # sigmoid in the graph: scores in [0, 1]
+    # the file scores are the shipped model's mean over the file's seed-contract chunks
+    runner = open_runner("litert", stm32_files["tflite"])
+    rows = {r.split(",")[0]: r for r in (out / "evaluation_files.csv").read_text().splitlines()[1:]}
+    fid = sorted(rows)[0]
+    x = model_input_from_audio(stm32_data / fid, stm32_cfg)
+    assert x.shape == (2, 257, 256, 1) and x.min() == 0.0 and x.max() == pytest.approx(1.0)
+    header = (out / "evaluation_files.csv").read_text().splitlines()[0].split(",")
+    first = header.index(stm32_cfg.class_names[0])
+    got = np.array([float(v) for v in rows[fid].split(",")[first: first + 100]])
+    np.testing.assert_allclose(got, _run(runner, x).mean(axis=0), atol=1e-5)
+
+
+def test_shipped_keras_loads_in_safe_mode_and_its_frontend_is_the_shipped_tflites(stm32_files, stm32_inputs,
+                                                                                  keras_scores, shipped_scores):
+    """edgeport's AudioFrontendLayer on the saved weights gives the shipped INT8 .tflite's frontend output (its
+    int8 tensor, dequantized) within 3 quantization steps; the scores agree as INT8 and float do."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeport.families.audio.loading import load_keras_model
+    from edgeport.families.audio.seed_layers import AudioFrontendLayer
+    from edgeport.validation.metrics import output_metrics
+
+    model = load_keras_model(stm32_files["keras"], safe_mode=True)
+    layer = model.get_layer("audio_frontend")
+    assert isinstance(layer, AudioFrontendLayer) and layer.mode == "hybrid" and layer.mag_scale == "pwl"
+    frontend = keras.Model(model.inputs[0], layer.output)
+    interp = Interpreter(str(stm32_files["tflite"]), experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    t = next(d for d in interp.get_tensor_details() if d["name"].endswith("audio_frontend_1/strided_slice_3"))
+    scale, zero = t["quantization"]
+    for x in stm32_inputs[:4]:
+        interp.set_tensor(interp.get_input_details()[0]["index"], x[None])
+        interp.invoke()
+        shipped = (interp.get_tensor(t["index"]).astype(np.float32) - zero) * scale
+        ours = np.asarray(frontend(x[None]))
+        assert ours.shape == shipped.shape == (1, 64, 256, 1)
+        assert np.abs(ours - shipped).max() <= 3 * scale
+        assert output_metrics(ours.reshape(1, -1), shipped.reshape(1, -1)).cosine_mean > 0.995
+    m = output_metrics(keras_scores, shipped_scores)
+    assert m.top1_agreement >= 0.9 and m.centred_pearson >= 0.95, m
+
+
+@pytest.fixture(scope="module")
+def edgeport_int8(stm32_files, stm32_data, tmp_path_factory):
+    """``edgeport export`` of the shipped .keras to tflite_int8_full, calibrated on the synthetic folder."""
+    with shared_dir(tmp_path_factory, "stm32_int8") as (d, built):
+        out = d / "exports"
+        if not built:
+            rc = main(["export", str(stm32_files["keras"]), "--data-path-train", str(stm32_data), "--formats",
+                       "tflite_int8_full", "--outdir", str(out), "--num-samples", str(CALIBRATION),
+                       "--validate-samples", str(VALIDATION)])
+            assert rc == 0
+    return out
+
+
+@pytest.mark.slow
+def test_edgeport_full_int8_of_the_shipped_keras(edgeport_int8, stm32_inputs, keras_scores, shipped_scores):
+    from edgeport.runtimes import open_runner
+    from edgeport.validation.metrics import output_metrics
+
+    manifest = json.loads((edgeport_int8 / "manifest.json").read_text())
+    assert manifest["all_passed"] and manifest["calibration"]["rows"] > 0
+    runner = open_runner("litert", edgeport_int8 / f"{STEM}_quantized.tflite")
+    assert runner.io_dtypes()["inputs"] == {"linear_spectrogram_input": "float32"}
+    ours = _run(runner, stm32_inputs)
+    vs_keras = output_metrics(keras_scores, ours)
+    vs_shipped = output_metrics(shipped_scores, ours)
+    assert vs_keras.top1_agreement >= 0.9 and vs_keras.centred_pearson >= 0.95, vs_keras
+    assert vs_shipped.top1_agreement >= 0.9 and vs_shipped.centred_pearson >= 0.95, vs_shipped
