@@ -61,7 +61,7 @@ def test_shipped_tflite_evaluates_with_its_config(stm32_files, stm32_cfg, stm32_
     # the file scores are the shipped model's mean over the file's seed-contract chunks
     runner = open_runner("litert", stm32_files["tflite"])
     rows = {r.split(",")[0]: r for r in (out / "evaluation_files.csv").read_text().splitlines()[1:]}
-    fid = sorted(rows)[0]
+    fid = min(rows)
     x = model_input_from_audio(stm32_data / fid, stm32_cfg)
     assert x.shape == (2, 257, 256, 1) and x.min() == 0.0 and x.max() == pytest.approx(1.0)
     header = (out / "evaluation_files.csv").read_text().splitlines()[0].split(",")

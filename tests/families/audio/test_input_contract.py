@@ -236,3 +236,22 @@ def test_evaluate_takes_a_raw_batch_samples_tflite(tmp_path):
     for fid, got in zip(res.file_ids, res.file_scores, strict=True):
         want = model.predict(model_input_from_audio(data / fid, cfg), verbose=0).mean(axis=0)
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_seed_frontend_layer_raw_mode_is_a_windowed_dft_and_mel():
+    """mode raw: frames of samples // spec_width, symmetric Hann, |DFT| (+1e-8 under the root), Slaney mel
+    of that frame length, ReLU, no scaling."""
+    import librosa
+
+    from edgeport.families.audio.seed_layers import AudioFrontendLayer
+
+    fl = AudioFrontendLayer(mode="raw", mel_bins=16, spec_width=16, sample_rate=8000, chunk_duration=1,
+                            mag_scale="none")
+    x = np.stack([_chunk(8000, seed=s) for s in (0, 1)])[..., None]
+    y = np.asarray(fl(x))[..., 0]  # (2, 16 mels, 16 frames)
+    n = 500
+    frames = x[:, : n * 16, 0].reshape(2, 16, n) * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / (n - 1)))
+    mag = np.sqrt(np.abs(np.fft.rfft(frames, axis=-1)) ** 2 + 1e-8)  # (2, 16, 251)
+    mel = librosa.filters.mel(sr=8000, n_fft=n, n_mels=16, fmin=150.0, fmax=4000.0, htk=False, norm="slaney")
+    want = np.maximum(np.einsum("mk,btk->bmt", mel, mag), 0.0)
+    np.testing.assert_allclose(y, want, rtol=2e-3, atol=2e-4 * want.max())

@@ -1,0 +1,163 @@
+"""The audio seed system's published checkpoint (birdnet-stm32 ``birdnet_stm32n6_100``) through edgeport: its
+``.keras`` loaded in safe mode, converted by ``edgeport export`` to full INT8 (calibrated on a synthetic folder
+whose class folders carry the model's first label names), and compared over the same inputs with the Keras
+model and with the seed system's own INT8 ``.tflite`` shipped beside it (docs/seed-models.md).
+
+Inputs: seed-contract spectrograms (|STFT| of 3 s chunks at 22050 Hz, 257 bins, min-max scaled to [0, 1] per
+chunk) of synthetic calls drawn with another seed than the calibration folder (one in 8 is background noise).
+Figures per pair: mean and worst cosine, centred Pearson, top-1 agreement (``edgeport.validation.metrics``).
+Latency: both ``.tflite`` files at batch 1 in LiteRT (``LiteRTRunner.latency``). One export per calibration
+folder seed (``--calibration-seeds``): the converter's min/max calibration follows the folder's extremes, so the
+spread over seeds is part of the figure.
+
+    nice -n 5 .venv/bin/python benchmarks/interop_stm32.py [--interop-dir DIR] [--inputs 256]
+
+The checkpoint is looked for as the interop tests do (``$EDGEPORT_INTEROP_DIR``, ``<repo>/../shared/interop``,
+``/work/shared/interop``). Writes benchmarks/results/interop_stm32.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+STEM = "birdnet_stm32n6_100"
+
+
+def _scores(runner, x):
+    import numpy as np
+
+    outs, failed = runner.run({runner.inputs[0].name: x}, 1)
+    if failed.any():
+        raise RuntimeError(f"{int(failed.sum())} rows failed in {runner.name}")
+    return np.asarray(next(iter(outs.values())))
+
+
+def _pair(ref, cand) -> dict:
+    from edgeport.validation.metrics import output_metrics
+
+    m = output_metrics(ref, cand)
+    return {"cosine_mean": m.cosine_mean, "cosine_worst": m.cosine_worst, "centred_pearson": m.centred_pearson,
+            "top1_agreement": m.top1_agreement, "top1_rows": m.top1_rows, "max_abs_diff": m.max_abs_diff,
+            "rows": m.rows}
+
+
+def main(argv=None) -> int:
+    import numpy as np
+
+    from tests._support.interop import find_interop
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--interop-dir", type=Path, default=None, help="the birdnet-stm32 folder")
+    ap.add_argument("--inputs", type=int, default=256, help="comparison inputs")
+    ap.add_argument("--species", type=int, default=8, help="synthetic species (class folders) to calibrate on")
+    ap.add_argument("--files-per-class", type=int, default=16)
+    ap.add_argument("--noise-files", type=int, default=16, help="noise files of the calibration folder")
+    ap.add_argument("--calibration-seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="one calibration folder (and export) per seed of the synthetic generator")
+    ap.add_argument("--num-samples", type=int, default=1024, help="edgeport export --num-samples")
+    ap.add_argument("--latency-repeats", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "interop_stm32.json")
+    args = ap.parse_args(argv)
+
+    src = args.interop_dir or find_interop("birdnet-stm32")
+    if src is None or not (src / f"{STEM}.keras").is_file():
+        print("the seed system's checkpoint (birdnet-stm32/) was not found: pass --interop-dir", file=sys.stderr)
+        return 2
+    from edgeport.audio.synthetic import (
+        CallSynth,
+        SyntheticSpec,
+        generate_dataset,
+        make_clip,
+    )
+    from edgeport.cli.main import main as edgeport
+    from edgeport.families.audio.contract import features
+    from edgeport.families.audio.model_config import read_model_config
+    from edgeport.fileio import atomic_write_json
+    from edgeport.runtimes import open_runner
+    from edgeport.runtimes.keras import KerasRunner
+
+    cfg = read_model_config(src / f"{STEM}_model_config.json")
+    labels = (src / f"{STEM}_labels.txt").read_text().splitlines()
+    t0 = time.time()
+    rng = np.random.default_rng(2026)
+    synth = CallSynth(SyntheticSpec(n_species=args.species, sample_rate=cfg.sample_rate, duration=cfg.chunk_duration))
+    x = np.stack([features(make_clip(synth, None if i % 8 == 7 else i % args.species, rng), cfg)
+                  for i in range(args.inputs)])
+    keras_scores = _scores(KerasRunner.open(src / f"{STEM}.keras"), x)
+    shipped = open_runner("litert", src / f"{STEM}.tflite")
+    shipped_scores = _scores(shipped, x)
+
+    def latency(runner) -> dict:
+        lat = runner.latency({runner.inputs[0].name: x[:1]}, repeats=args.latency_repeats)
+        return {k.replace("_s", "_ms"): 1000 * v for k, v in lat.items()}
+
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        noise = args.noise_files
+        for seed in args.calibration_seeds:
+            data, out = Path(tmp) / f"calibration_{seed}", Path(tmp) / f"exports_{seed}"
+            generate_dataset(data, SyntheticSpec(n_species=args.species, files_per_class=args.files_per_class,
+                                                 noise_files=noise, duration=4.0, sample_rate=cfg.sample_rate),
+                             seed=seed, names=labels[: args.species])
+            t_export = time.time()
+            rc = edgeport(["export", str(src / f"{STEM}.keras"), "--data-path-train", str(data), "--formats",
+                           "tflite_int8_full", "--outdir", str(out), "--num-samples", str(args.num_samples)])
+            t_export = time.time() - t_export
+            if rc != 0:
+                print(f"edgeport export failed (exit {rc})", file=sys.stderr)
+                return 1
+            manifest = json.loads((out / "manifest.json").read_text())
+            art = manifest["artifacts"][0]
+            ours_path = out / f"{STEM}_quantized.tflite"
+            ours = open_runner("litert", ours_path)
+            ours_scores = _scores(ours, x)
+            runs.append({
+                "calibration": {"folder": f"{args.species} synthetic species named as the model's first labels x "
+                                f"{args.files_per_class} files + {noise} noise files, 4 s", "seed": seed,
+                                "rows": manifest["calibration"]["rows"],
+                                "skipped_near_silent": manifest["calibration"].get("skipped_near_silent")},
+                "export": {"status": art["status"], "route": art["notes"].get("int8_route"), "seconds": t_export,
+                           "validation": {k: art["batch_validate"][0].get(k) for k in
+                                          ("cosine_mean", "cosine_worst", "top1_agreement")}},
+                "edgeport_int8_vs_keras": _pair(keras_scores, ours_scores),
+                "edgeport_int8_vs_shipped_tflite": _pair(shipped_scores, ours_scores),
+                "latency_batch1_ms": latency(ours),
+                "size_bytes": ours_path.stat().st_size,
+            })
+            run = runs[-1]
+            run["at_least_as_faithful_as_shipped"] = {
+                k: run["edgeport_int8_vs_keras"][k] >= _pair(keras_scores, shipped_scores)[k]
+                for k in ("cosine_mean", "cosine_worst", "centred_pearson", "top1_agreement")}
+    res = {
+        "command": shlex.join(["python", "benchmarks/interop_stm32.py", *(argv if argv is not None else sys.argv[1:])]),
+        "model": f"{STEM} (birdnet-team/birdnet-stm32 checkpoints/, commit 2577765)",
+        "inputs": {"rows": int(args.inputs), "what": "seed-contract |STFT| (257 x 256, min-max [0, 1]) of synthetic "
+                   "3 s clips, one in 8 background noise (a quarter of those at -60..-45 dB)", "seed": 2026},
+        "shipped_tflite": {"vs_keras": _pair(keras_scores, shipped_scores), "latency_batch1_ms": latency(shipped),
+                           "size_bytes": (src / f"{STEM}.tflite").stat().st_size},
+        "edgeport_tflite_int8_full": runs,
+        "seconds": time.time() - t0,
+        "loadavg": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
+    atomic_write_json(args.out, res)
+    print(json.dumps({"shipped": res["shipped_tflite"], "edgeport": runs}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
