@@ -6,6 +6,7 @@ model and with the seed system's own INT8 ``.tflite`` shipped beside it (docs/se
 Inputs: seed-contract spectrograms (|STFT| of 3 s chunks at 22050 Hz, 257 bins, min-max scaled to [0, 1] per
 chunk) of synthetic calls drawn with another seed than the calibration folder (one in 8 is background noise).
 Figures per pair: mean and worst cosine, centred Pearson, top-1 agreement (``edgeport.validation.metrics``).
+The float ``tflite`` and ``onnx`` exports are recorded with the export's own validation against Keras.
 Latency: both ``.tflite`` files at batch 1 in LiteRT (``LiteRTRunner.latency``). One export per calibration
 folder seed (``--calibration-seeds``): the converter's min/max calibration follows the folder's extremes, so the
 spread over seeds is part of the figure.
@@ -139,6 +140,16 @@ def main(argv=None) -> int:
             run["at_least_as_faithful_as_shipped"] = {
                 k: run["edgeport_int8_vs_keras"][k] >= _pair(keras_scores, shipped_scores)[k]
                 for k in ("cosine_mean", "cosine_worst", "centred_pearson", "top1_agreement")}
+        # the float formats, validated by the export itself against Keras (on held-out chunks of the seed-0 folder)
+        out = Path(tmp) / "exports_float"
+        rc = edgeport(["export", str(src / f"{STEM}.keras"), "--data-path-train", str(Path(tmp) / "calibration_"
+                       f"{args.calibration_seeds[0]}"), "--formats", "tflite", "onnx", "--outdir", str(out)])
+        if rc != 0:
+            print(f"edgeport export of the float formats failed (exit {rc})", file=sys.stderr)
+            return 1
+        float_formats = {a["format"]: {"status": a["status"], **{k: a["batch_validate"][0].get(k) for k in
+                                                                  ("max_abs_diff", "cosine_mean", "top1_agreement")}}
+                         for a in json.loads((out / "manifest.json").read_text())["artifacts"]}
     res = {
         "command": shlex.join(["python", "benchmarks/interop_stm32.py", *(argv if argv is not None else sys.argv[1:])]),
         "model": f"{STEM} (birdnet-team/birdnet-stm32 checkpoints/, commit 2577765)",
@@ -147,6 +158,7 @@ def main(argv=None) -> int:
         "shipped_tflite": {"vs_keras": _pair(keras_scores, shipped_scores), "latency_batch1_ms": latency(shipped),
                            "size_bytes": (src / f"{STEM}.tflite").stat().st_size},
         "edgeport_tflite_int8_full": runs,
+        "edgeport_float_formats_vs_keras": float_formats,
         "seconds": time.time() - t0,
         "loadavg": os.getloadavg(),
         "cpus": os.cpu_count(),
