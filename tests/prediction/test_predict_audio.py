@@ -168,3 +168,15 @@ def test_unreadable_file_is_skipped_and_listed(band_detector, recordings, tmp_pa
     assert s["files"]["skipped"][0].startswith("broken.wav: ")
     assert not (out / "broken.edgeport.results.csv").exists()
     assert (out / "site1.edgeport.results.csv").exists()
+
+
+def test_only_unreadable_files_is_one_line_exit_2(band_detector, tmp_path, capsys):
+    d = tmp_path / "recordings"
+    d.mkdir()
+    (d / "broken.wav").write_bytes(b"RIFF....not a wave file")
+    out = tmp_path / "out"
+    assert main(["predict", str(band_detector), "--input", str(d), "--outdir", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("edgeport predict: error: none of the 1 audio file(s) could be read")
+    assert "broken.wav" in err[0]
+    assert not out.exists()

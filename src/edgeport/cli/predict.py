@@ -115,13 +115,18 @@ def _audio(args, place) -> int:
         predictor.location = location_filter(args.geo_model, predictor.class_names, *place,
                                              threshold=args.geo_threshold, labels=args.labels, threads=args.threads)
     outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     results, tables = [], 0
     bar = tqdm(predictor.run(), total=len(predictor.files), desc="predict", unit="file", disable=not args.progress)
     for r in bar:
         tables += len(write_file_tables(outdir, r, args.rtype, predictor.cfg.sample_rate))
         results.append(r)
     bar.close()
+    if not results:
+        from edgeport.errors import DataError
+
+        shown = "; ".join(f"{f}: {why}" for f, why in predictor.skipped[:3])
+        raise DataError(f"none of the {len(predictor.files)} audio file(s) could be read ({shown}): check the files")
+    outdir.mkdir(parents=True, exist_ok=True)
     dets = [d for r in results for d in r.detections]
     combined = write_csv(outdir / COMBINED_CSV, dets)
     info = predictor.info
