@@ -56,8 +56,39 @@ def run(args: argparse.Namespace) -> int:
         code = max(code, _geo(args, out))
     if "audio" in args.parts:
         code = max(code, _audio(args, out))
+    code = max(code, _predict(args.parts, out))
     verdict = "every artifact passed its gate" if code == 0 else "an artifact missed its gate (exit code 1)"
     print(f"\ndemo finished in {time.perf_counter() - t_start:.0f} s; {verdict}; everything is under {out}/")
+    return code
+
+
+#: the demo location of ``edgeport predict`` (lat, lon, week)
+DEMO_PLACE = ("42.4", "-76.5", "20")
+
+
+def _predict(parts, out: Path) -> int:
+    """``edgeport predict`` on one held-out demo recording and one demo location; prints the first lines."""
+    from edgeport.cli.main import main
+
+    runs = []
+    if "audio" in parts:
+        art = out / "audio" / "exports" / "demo_dscnn_quantized.tflite"  # full INT8, config from the manifest
+        rec = next(p for p in sorted((out / "audio" / "data" / "test").glob("*/*.wav")) if p.parent.name != "noise")
+        runs.append((["predict", str(art), "--input", str(rec), "--outdir", str(out / "predict" / "audio"),
+                      "--rtype", "both", "--min-conf", "0.5", "--no-progress"],
+                     out / "predict" / "audio" / "edgeport_predictions.csv"))
+    if "geo" in parts:
+        lat, lon, week = DEMO_PLACE
+        runs.append((["predict", str(out / "geo" / "exports" / "geomodel.onnx"), "--lat", lat, "--lon", lon, "--week",
+                      week, "--format", "csv", "--outdir", str(out / "predict" / "geo")],
+                     out / "predict" / "geo" / "edgeport_species.csv"))
+    code = 0
+    for argv, table in runs:
+        print(f"== edgeport {' '.join(argv)} ==")
+        rc = main(argv)
+        code = max(code, rc)
+        if rc == 0:
+            print("\n".join(table.read_text().splitlines()[:6]))
     return code
 
 

@@ -49,19 +49,34 @@ def scan_test_folder(root: Path | str, class_names: list[str], *, max_files_per_
     return ds
 
 
+def iter_model_inputs(path: Path | str, cfg, *, overlap: float = 0.0, max_duration: float | None = None,
+                      block_seconds: float | None = None,
+                      group: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(model inputs (n, ...), chunk start/end seconds (n, 2))`` groups of every chunk of one file, in order:
+    training's input path (load, mono, resample, peak-normalise; ``features_from_chunk`` per chunk) with
+    every chunk instead of salient ones; ``overlap`` is the fraction of a chunk that consecutive chunks
+    share. Long files are streamed in blocks (``edgeport.audio.stream``). Raises AudioReadError."""
+    from edgeport.audio.chunking import chunk_times_from_starts
+    from edgeport.audio.stream import BLOCK_SECONDS, GROUP_CHUNKS, iter_chunks
+    from edgeport.families.audio.frontends import features_from_chunk
+
+    for chunks, starts, n in iter_chunks(path, cfg.sample_rate, cfg.chunk_samples, overlap, max_duration=max_duration,
+                                         block_seconds=block_seconds or BLOCK_SECONDS, group=group or GROUP_CHUNKS):
+        inputs = np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32)
+        yield inputs, chunk_times_from_starts(starts, cfg.chunk_samples, n, cfg.sample_rate)
+
+
 def file_inputs(task: tuple) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
     """Worker job: (path, model config JSON, overlap fraction, max_duration) -> (inputs, chunk times, error)."""
     from edgeport.audio.io import AudioReadError
-    from edgeport.families.audio.frontends import model_input_from_audio
     from edgeport.training.data import _cfg
 
     path, cfg_json, overlap, max_duration = task
     try:
-        x, t = model_input_from_audio(path, _cfg(cfg_json), overlap=overlap, max_duration=max_duration,
-                                      return_times=True)
+        parts = list(iter_model_inputs(path, _cfg(cfg_json), overlap=overlap, max_duration=max_duration))
     except AudioReadError as e:
         return None, None, str(e)
-    return x, t, None
+    return np.concatenate([x for x, _ in parts]), np.concatenate([t for _, t in parts]), None
 
 
 def audio_items(ds, cfg, *, overlap: float = 0.0, max_duration: float | None = None, executor=None,
@@ -186,4 +201,5 @@ def evaluate_audio_artifact(
     return result
 
 
-__all__ = ["audio_items", "check_artifact_matches", "evaluate_audio_artifact", "file_inputs", "scan_test_folder"]
+__all__ = ["audio_items", "check_artifact_matches", "evaluate_audio_artifact", "file_inputs", "iter_model_inputs",
+           "scan_test_folder"]

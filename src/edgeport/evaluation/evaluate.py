@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,6 +214,88 @@ def _per_chunk_ms(lat: dict[str, float], rows: int) -> dict[str, float]:
     return {k.replace("_s", "_ms"): 1000.0 * v / rows for k, v in lat.items()}
 
 
+@dataclass
+class ScoringState:
+    """What ``score_segments`` learnt while scoring: the output used, the sigmoid decision (and why), the
+    rows run and the seconds spent in the runtime, and the first batch (for latency timing)."""
+
+    sigmoid: bool | None = False
+    reason: str | None = None
+    output: str | None = None
+    seconds: float = 0.0
+    chunks: int = 0
+    sample: Feeds | None = None
+    warned: bool = False
+
+
+def score_segments(
+    runner: Runner,
+    segments: Iterable[tuple[Any, Feeds]],
+    n_classes: int,
+    *,
+    batch_size: int = 64,
+    output_name: str | None = None,
+    apply_sigmoid: bool | None = False,
+    state: ScoringState | None = None,
+) -> Iterator[tuple[Any, np.ndarray]]:
+    """``(key, scores (n_rows, n_classes))`` for every ``(key, feeds)`` segment, in order: the rows of
+    consecutive segments are batched together (a call once ``batch_size`` rows are waiting), failed rows
+    (the runner's mask) are NaN. ``apply_sigmoid`` turns logits into probabilities; ``None`` decides on
+    the first batch that ran (``decide_sigmoid``). The one scoring loop of ``evaluate`` and ``predict``."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    st = state if state is not None else ScoringState()
+    st.sigmoid = apply_sigmoid
+    pending: list[tuple[Any, Feeds, int]] = []
+
+    def flush() -> list[tuple[Any, np.ndarray]]:
+        rows = sum(n for _, _, n in pending)
+        if rows == 0:
+            done = [(key, np.zeros((0, n_classes))) for key, _, _ in pending]
+            pending.clear()
+            return done
+        feeds = {k: np.concatenate([f[k] for _, f, n in pending if n], axis=0) for k in pending[0][1]}
+        if st.sample is None:
+            st.sample = {k: v[:batch_size] for k, v in feeds.items()}
+        t0 = time.perf_counter()
+        outs, failed = runner.run(feeds, batch_size)
+        st.seconds += time.perf_counter() - t0
+        st.chunks += rows
+        if st.output is None:
+            st.output = pick_output(outs, n_classes, output_name)
+        out = np.asarray(outs[st.output], dtype=np.float64)
+        out = out.reshape(out.shape[0], -1)
+        if out.shape[1] != n_classes:
+            raise ConfigError(f"the model's output '{st.output}' has {out.shape[1]} scores per chunk but "
+                              f"{n_classes} class names were given; check the model config")
+        out[failed] = np.nan
+        if st.sigmoid is None:
+            st.sigmoid, st.reason = decide_sigmoid(st.output, out)
+        if st.sigmoid:
+            out = sigmoid(out)
+        elif not st.warned:
+            fin = out[np.isfinite(out)]
+            if fin.size and (fin.min() < 0 or fin.max() > 1):
+                log.warning("scores outside [0, 1]: if the model ends in logits, apply the sigmoid (apply_sigmoid)")
+                st.warned = True
+        done, start = [], 0
+        for key, _, n in pending:
+            done.append((key, out[start : start + n]))
+            start += n
+        pending.clear()
+        return done
+
+    buffered = 0
+    for key, feeds in segments:
+        n = int(next(iter(feeds.values())).shape[0]) if feeds else 0
+        pending.append((key, feeds, n))
+        buffered += n
+        if buffered >= batch_size:
+            yield from flush()
+            buffered = 0
+    yield from flush()
+
+
 def evaluate_runner(
     runner: Runner,
     file_chunks: Iterable[tuple[str, Any, Any, Any]],
@@ -241,10 +323,11 @@ def evaluate_runner(
     ``file_chunks`` yields ``(file_id, label_vector (C,), model_inputs, chunk_times)`` with
     ``model_inputs`` an array (n_chunks, ...) for a one-input model or a dict of arrays by input name,
     and ``chunk_times`` (n_chunks, 2) start/end seconds or None. Chunks of consecutive files are batched
-    together (``batch_size`` rows per call). Chunks that fail to run (or give NaN/inf) are counted.
-    ``apply_sigmoid`` turns logits into probabilities before pooling; ``None`` decides on the first batch
-    that ran (``decide_sigmoid``) and records the decision and its reason in ``info``. With ``benchmark_latency`` the
-    wall-clock time per chunk is measured at batch 1 and at ``batch_size`` on the first chunks.
+    together (``batch_size`` rows per call, ``score_segments``). Chunks that fail to run (or give NaN/inf)
+    are counted. ``apply_sigmoid`` turns logits into probabilities before pooling; ``None`` decides on the
+    first batch that ran (``decide_sigmoid``) and records the decision and its reason in ``info``. With
+    ``benchmark_latency`` the wall-clock time per chunk is measured at batch 1 and at ``batch_size`` on the
+    first chunks.
     """
     POOLINGS.get(pooling)
     if batch_size < 1:
@@ -258,79 +341,40 @@ def evaluate_runner(
     ids: list[str] = []
     labels: list[np.ndarray] = []
     times: list[Any] = []
-    scores: list[np.ndarray] = []
-    pending: list[tuple[int, Feeds, int]] = []  # (file index, feeds, n_chunks)
-    state: dict[str, Any] = {"name": None, "seconds": 0.0, "chunks": 0, "sample": None, "warned": False,
-                             "sigmoid": apply_sigmoid, "reason": None}
-
-    def flush() -> None:
-        if not pending:
-            return
-        feeds = {k: np.concatenate([f[k] for _, f, _ in pending], axis=0) for k in pending[0][1]}
-        if state["sample"] is None:
-            state["sample"] = {k: v[:batch_size] for k, v in feeds.items()}
-        t0 = time.perf_counter()
-        outs, failed = runner.run(feeds, batch_size)
-        state["seconds"] += time.perf_counter() - t0
-        state["chunks"] += int(next(iter(feeds.values())).shape[0])
-        if state["name"] is None:
-            state["name"] = pick_output(outs, C, output_name)
-        out = np.asarray(outs[state["name"]], dtype=np.float64)
-        out = out.reshape(out.shape[0], -1)
-        if out.shape[1] != C:
-            raise ConfigError(f"the model's output '{state['name']}' has {out.shape[1]} scores per chunk but "
-                              f"{C} class names were given; check the model config")
-        out[failed] = np.nan
-        if state["sigmoid"] is None:
-            state["sigmoid"], state["reason"] = decide_sigmoid(state["name"], out)
-        if state["sigmoid"]:
-            out = sigmoid(out)
-        elif not state["warned"]:
-            fin = out[np.isfinite(out)]
-            if fin.size and (fin.min() < 0 or fin.max() > 1):
-                log.warning("scores outside [0, 1]: if the model ends in logits, apply the sigmoid (apply_sigmoid)")
-                state["warned"] = True
-        start = 0
-        for idx, _, n in pending:
-            scores[idx] = out[start : start + n]
-            start += n
-        pending.clear()
-
+    by_index: dict[int, np.ndarray] = {}
+    state = ScoringState()
     bar = tqdm(file_chunks, total=total, desc="evaluate", unit="file", disable=not progress)
-    buffered = 0
-    for item in bar:
-        try:
-            file_id, label, inputs, chunk_times = item
-        except (TypeError, ValueError):
-            raise DataError("each evaluation item must be (file_id, label_vector, model_inputs, chunk_times)") from None
-        lab = np.asarray(label, dtype=np.float64).reshape(-1)
-        if lab.size != C:
-            raise DataError(f"{file_id}: label vector has {lab.size} entries for {C} classes")
-        feeds = _as_feeds(runner, inputs, str(file_id))
-        n = int(next(iter(feeds.values())).shape[0]) if feeds else 0
-        ids.append(str(file_id))
-        labels.append(lab)
-        times.append(chunk_times)
-        scores.append(np.zeros((0, C)))
-        if n == 0:
-            continue
-        pending.append((len(ids) - 1, feeds, n))
-        buffered += n
-        if buffered >= batch_size:
-            flush()
-            buffered = 0
-    flush()
+
+    def segments() -> Iterator[tuple[int, Feeds]]:
+        for item in bar:
+            try:
+                file_id, label, inputs, chunk_times = item
+            except (TypeError, ValueError):
+                raise DataError("each evaluation item must be (file_id, label_vector, model_inputs, chunk_times)") from None
+            lab = np.asarray(label, dtype=np.float64).reshape(-1)
+            if lab.size != C:
+                raise DataError(f"{file_id}: label vector has {lab.size} entries for {C} classes")
+            feeds = _as_feeds(runner, inputs, str(file_id))
+            ids.append(str(file_id))
+            labels.append(lab)
+            times.append(chunk_times)
+            yield len(ids) - 1, feeds
+
+    for idx, s in score_segments(runner, segments(), C, batch_size=batch_size, output_name=output_name,
+                                 apply_sigmoid=apply_sigmoid, state=state):
+        by_index[idx] = s
     bar.close()
     if not ids:
         raise DataError("nothing to evaluate: no files were given")
+    scores = [by_index[i] for i in range(len(ids))]
 
     latency: dict[str, Any] = {
-        "inference_seconds": state["seconds"],
-        "chunks": state["chunks"],
-        "chunks_per_second": state["chunks"] / state["seconds"] if state["seconds"] > 0 else None,
+        "inference_seconds": state.seconds,
+        "chunks": state.chunks,
+        "chunks_per_second": state.chunks / state.seconds if state.seconds > 0 else None,
     }
-    if benchmark_latency and state["sample"] is not None:
-        sample = state["sample"]
+    if benchmark_latency and state.sample is not None:
+        sample = state.sample
         rows = int(next(iter(sample.values())).shape[0])
         one = {k: v[:1] for k, v in sample.items()}
         latency["per_chunk_ms"] = {
@@ -343,10 +387,10 @@ def evaluate_runner(
         ids, scores, times, np.stack(labels), class_names, pooling=pooling, sharpness=sharpness,
         threshold=threshold, species_report=species_report, n_boot=n_boot, ci=ci, seed=seed,
         progress=progress, latency=latency,
-        info={"runtime": runner.name, "apply_sigmoid": bool(state["sigmoid"]), "output": state["name"],
-              **({"sigmoid_decision": state["reason"]} if apply_sigmoid is None else {}), **(info or {})},
+        info={"runtime": runner.name, "apply_sigmoid": bool(state.sigmoid), "output": state.output,
+              **({"sigmoid_decision": state.reason} if apply_sigmoid is None else {}), **(info or {})},
     )
 
 
-__all__ = ["HEADLINE", "EvaluationResult", "chunk_times_from_starts", "decide_sigmoid", "evaluate_runner",
-           "evaluate_scores", "pick_output", "sigmoid"]
+__all__ = ["HEADLINE", "EvaluationResult", "ScoringState", "chunk_times_from_starts", "decide_sigmoid",
+           "evaluate_runner", "evaluate_scores", "pick_output", "score_segments", "sigmoid"]
