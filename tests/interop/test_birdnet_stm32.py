@@ -128,3 +128,21 @@ def test_edgeport_full_int8_of_the_shipped_keras(edgeport_int8, stm32_inputs, ke
     vs_shipped = output_metrics(shipped_scores, ours)
     assert vs_keras.top1_agreement >= 0.9 and vs_keras.centred_pearson >= 0.95, vs_keras
     assert vs_shipped.top1_agreement >= 0.9 and vs_shipped.centred_pearson >= 0.95, vs_shipped
+
+
+def test_predict_on_the_shipped_tflite_feeds_the_seed_contract(stm32_files, stm32_cfg, stm32_data):
+    """``edgeport predict`` on the shipped .tflite with its config: the seed contract's inputs (min-max per chunk,
+    257 bins), every chunk's top score the model's own on ``model_input_from_audio``, and no sigmoid applied on
+    top of the graph's (the config's ``sigmoid_in_graph``)."""
+    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.prediction.audio import AudioPredictor
+    from edgeport.runtimes import open_runner
+
+    fid = sorted(p for p in stm32_data.rglob("*.wav"))[0]
+    p = AudioPredictor(stm32_files["tflite"], fid, model_config=stm32_files["config"], min_conf=0.0, top_k=1)
+    (res,) = list(p.run())
+    assert p.info["apply_sigmoid"] is False
+    want = _run(open_runner("litert", stm32_files["tflite"]), model_input_from_audio(fid, stm32_cfg))
+    assert res.chunks == len(want) == 2
+    got = sorted((d.start_s, d.confidence) for d in res.detections)
+    np.testing.assert_allclose([c for _, c in got], want.max(axis=1), atol=1e-4)

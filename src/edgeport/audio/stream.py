@@ -85,15 +85,15 @@ def _whole_file(path: Path, sample_rate: int, block_seconds: float, max_duration
 
 def iter_chunks(path: Path | str, sample_rate: int, chunk: int, overlap: float = 0.0, *,
                 max_duration: float | None = None, block_seconds: float = BLOCK_SECONDS,
-                group: int = GROUP_CHUNKS) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+                group: int = GROUP_CHUNKS, normalize: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
     """``(chunks (n, chunk) float32, start samples (n,), file length in samples)`` groups of at most ``group``
-    chunks, in file order, of the mono, resampled, peak-normalised signal (``io.load``), cut every
+    chunks, in file order, of the mono, resampled signal (peak-normalised with ``normalize``, as ``io.load``), cut every
     ``chunk * (1 - overlap)`` samples with the tail covered (``chunking.chunk_signal``). Raises
     AudioReadError when the file cannot be decoded (before any chunk for a streamed file: the first pass
     decodes it all)."""
     path = Path(path)
     if _whole_file(path, sample_rate, block_seconds, max_duration):
-        x = load(path, sample_rate, max_duration=max_duration)
+        x = load(path, sample_rate, max_duration=max_duration, normalize=normalize)
         chunks, starts = chunk_signal(x, chunk, overlap, return_starts=True)
         for i in range(0, len(starts), group):
             yield chunks[i : i + group], starts[i : i + group], x.size
@@ -102,7 +102,7 @@ def iter_chunks(path: Path | str, sample_rate: int, chunk: int, overlap: float =
     for b in _blocks(path, sample_rate, block_seconds, max_duration):  # pass 1: length and peak
         n += b.size
         peak = max(peak, float(np.max(np.abs(b))))
-    scale = 1.0 / peak if peak >= 1e-9 else 1.0  # io.peak_normalize: silence stays silence
+    scale = 1.0 / peak if normalize and peak >= 1e-9 else 1.0  # io.peak_normalize: silence stays silence
     starts = chunk_starts(n, chunk, overlap)
     buf, buf_start, i = np.zeros(0, np.float32), 0, 0
     out: list[np.ndarray] = []

@@ -53,7 +53,8 @@ def iter_model_inputs(path: Path | str, cfg, *, overlap: float = 0.0, max_durati
                       block_seconds: float | None = None,
                       group: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(model inputs (n, ...), chunk start/end seconds (n, 2))`` groups of every chunk of one file, in order:
-    training's input path (load, mono, resample, peak-normalise; ``features_from_chunk`` per chunk) with
+    training's input path (load, mono, resample, peak-normalise when the input contract says so;
+    ``features_from_chunk`` per chunk) with
     every chunk instead of salient ones; ``overlap`` is the fraction of a chunk that consecutive chunks
     share. Long files are streamed in blocks (``edgeport.audio.stream``). Raises AudioReadError."""
     from edgeport.audio.chunking import chunk_times_from_starts
@@ -61,7 +62,8 @@ def iter_model_inputs(path: Path | str, cfg, *, overlap: float = 0.0, max_durati
     from edgeport.families.audio.frontends import features_from_chunk
 
     for chunks, starts, n in iter_chunks(path, cfg.sample_rate, cfg.chunk_samples, overlap, max_duration=max_duration,
-                                         block_seconds=block_seconds or BLOCK_SECONDS, group=group or GROUP_CHUNKS):
+                                         block_seconds=block_seconds or BLOCK_SECONDS, group=group or GROUP_CHUNKS,
+                                         normalize=cfg.input_scaling == "peak"):
         inputs = np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32)
         yield inputs, chunk_times_from_starts(starts, cfg.chunk_samples, n, cfg.sample_rate)
 
@@ -98,6 +100,14 @@ def audio_items(ds, cfg, *, overlap: float = 0.0, max_duration: float | None = N
             continue
         fid = str(Path(f).relative_to(root)) if Path(f).is_relative_to(root) else str(f)
         yield fid, y, x, t
+
+
+def sigmoid_choice(apply_sigmoid: bool | None, cfg) -> bool | None:
+    """``apply_sigmoid`` as asked, else as the model config says (``sigmoid_in_graph``); None: decide from the
+    output name and the score range (``evaluate.score_segments``)."""
+    if apply_sigmoid is None and cfg.sigmoid_in_graph is not None:
+        return not cfg.sigmoid_in_graph
+    return apply_sigmoid
 
 
 def check_artifact_matches(runner, cfg, artifact: Path, cfg_source: str):
@@ -162,8 +172,7 @@ def evaluate_audio_artifact(
     if not 0.0 <= overlap < cfg.chunk_duration:
         raise ConfigError(f"--overlap must be at least 0 and below the chunk duration ({cfg.chunk_duration:g} s), "
                           f"got {overlap:g}")
-    if apply_sigmoid is None and cfg.sigmoid_in_graph is not None:
-        apply_sigmoid = not cfg.sigmoid_in_graph  # the config says whether the model ends in a sigmoid
+    apply_sigmoid = sigmoid_choice(apply_sigmoid, cfg)
     class_names = list(cfg.class_names)
     if not class_names:
         raise ConfigError(f"the model config {cfg_source} lists no class_names")
@@ -201,5 +210,5 @@ def evaluate_audio_artifact(
     return result
 
 
-__all__ = ["audio_items", "check_artifact_matches", "evaluate_audio_artifact", "file_inputs", "iter_model_inputs",
+__all__ = ["audio_items", "check_artifact_matches", "sigmoid_choice", "evaluate_audio_artifact", "file_inputs", "iter_model_inputs",
            "scan_test_folder"]

@@ -148,7 +148,7 @@ class AudioPredictor:
         runner: Runner | None = None,
         block_seconds: float | None = None,
     ):
-        from edgeport.evaluation.audio import check_artifact_matches
+        from edgeport.evaluation.audio import check_artifact_matches, sigmoid_choice
         from edgeport.families.audio.model_config import find_model_config
         from edgeport.runtimes import open_runner, runtime_for_path
 
@@ -177,7 +177,8 @@ class AudioPredictor:
             kwargs: dict[str, Any] = {"trust_source": trust_source} if runtime == "keras" else (
                 {"threads": threads} if threads is not None else {})
             runner = open_runner(runtime, self.artifact, **kwargs)
-        check_artifact_matches(runner, self.cfg, self.artifact, self.cfg_source)
+        self.cfg = check_artifact_matches(runner, self.cfg, self.artifact, self.cfg_source)
+        apply_sigmoid = sigmoid_choice(apply_sigmoid, self.cfg)
         self.runner = runner
         self.names = [split_label(c) for c in self.class_names]
         self.overlap, self.min_conf, self.top_k = overlap, min_conf, top_k
