@@ -347,6 +347,8 @@ def _export_one(
         io_problem = _float_io_problem(fmt, res.io_dtypes, config.fp16_io)
         if io_problem:
             res.comparison.problems.append(io_problem)
+        if hasattr(runner, "run_resized"):  # TFLite: judged again as LiteRT users feed it
+            res.notes["resize_check"] = _check_resized(runner, refs[0], gate, res.comparison)
         res.validate_seconds = round(time.perf_counter() - t0, 3)
         del runner
 
@@ -376,6 +378,38 @@ def _export_one(
         remove_path(tmp)
         shutil.rmtree(work, ignore_errors=True)
     return res
+
+
+#: batch sizes every TFLite artifact is fed at through ``resize_tensor_input`` (the last chunk takes the rest)
+RESIZE_BATCHES = (1, 7)
+
+
+def _check_resized(runner, ref, gate, cmp: Comparison) -> dict:
+    """Judge the artifact at batch 1 and 7 fed through ``resize_tensor_input``; a wrong row count or wrong rows
+    fails it. A fixed-batch artifact must instead refuse a strict resize to another batch."""
+    _, feeds, ref_out = ref
+    fixed = runner.fixed_batch
+    checks: dict = {}
+    for b in RESIZE_BATCHES:
+        try:
+            if fixed and b != fixed:
+                runner.run_resized({k: v[:b] for k, v in feeds.items()}, b, strict=True)
+                checks[str(b)] = {"passed": False, "note": f"fixed batch {fixed} accepted a strict resize"}
+                cmp.problems.append(f"fixed batch {fixed}: a strict resize to batch {b} was accepted")
+                continue
+            got = runner.run_resized(feeds, b)
+        except Exception as e:  # noqa: BLE001 - a refusal is expected only for fixed-batch artifacts
+            if fixed and b != fixed:
+                checks[str(b)] = {"passed": True, "note": f"fixed batch {fixed}: strict resize refused"}
+            else:
+                checks[str(b)] = {"passed": False, "note": f"{type(e).__name__}: {str(e).strip()[:200]}"}
+                cmp.problems.append(f"batch {b} through resize_tensor_input failed: {checks[str(b)]['note']}")
+            continue
+        c = compare(ref_out, got, gate)
+        checks[str(b)] = {"passed": c.passed, **c.headline()}
+        if not c.passed:
+            cmp.problems.append(f"at batch {b} through resize_tensor_input: " + "; ".join(c.failures))
+    return checks
 
 
 def _replace_work_dir(options: ExportOptions, work: Path, config: ExportConfig) -> ExportOptions:

@@ -62,3 +62,24 @@ def test_round_trip(fmt_name, request):
     cmp = compare(ref, got, gate_for(fmt_name), failed=failed)
     assert cmp.passed, cmp.failures
     assert set(got) == set(handle.output_names)
+
+
+@pytest.mark.parametrize("fmt_name", [f for f in FORMATS.names() if FORMATS.get(f).runtime == "litert"])
+def test_tflite_artifact_resized_to_batch_7_matches_batch_1(fmt_name, request):
+    """The pipeline judged every TFLite artifact at batch 1 and 7 through resize_tensor_input; check it did,
+    and check it again independently, every row against batch-1 runs and the source."""
+    from _support.resize import resized_rows
+
+    from edgeport.sources import load_source
+
+    export_fixture, source_fixture = ROUND_TRIP_CASES[fmt_name]
+    outdir = request.getfixturevalue(export_fixture)
+    handle = load_source(request.getfixturevalue(source_fixture))
+    art = {a["format"]: a for a in json.loads((outdir / "manifest.json").read_text())["artifacts"]}[fmt_name]
+    assert art["notes"]["dynamic_batch"] is True and art["batch"].startswith("dynamic")
+    assert set(art["notes"]["resize_check"]) == {"1", "7"}
+    assert all(c["passed"] for c in art["notes"]["resize_check"].values())
+    feeds = handle.reference_inputs(30, 11)
+    at7 = resized_rows(outdir / art["file"], feeds, fmt_name)
+    ref, _ = runner_class("torch").from_handle(handle).run(feeds)
+    assert compare(ref, at7, gate_for(fmt_name)).passed

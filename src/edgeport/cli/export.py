@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--opset", type=int, default=18, help="ONNX opset")
     g.add_argument("--tflite-batch", type=int, default=1,
                    help="batch size baked into TFLite artifacts when the converter needs a static one")
+    g.add_argument("--tflite-route", choices=["auto", "savedmodel", "litert-torch"], default="auto",
+                   help="PyTorch -> TFLite: savedmodel (dynamic batch, needs TensorFlow), litert-torch (fixed "
+                        "--tflite-batch, no TensorFlow), auto (savedmodel, litert-torch if it fails; default)")
     g.add_argument("--per-tensor", "--per_tensor", dest="per_tensor", action="store_true",
                    help="per-tensor instead of per-channel weight quantization")
     g.add_argument("--calibration-samples", type=int, default=256, help="calibration rows for static INT8")
@@ -138,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         tol=args.tol, fp16_io=args.fp16_io, opset=args.opset, per_tensor=args.per_tensor,
         calibration_samples=args.num_samples if keras_audio else args.calibration_samples,
         calibration_method=args.calibration_method, tflite_batch=args.tflite_batch,
+        tflite_route=args.tflite_route,
         extra={"float_frontend": args.float_frontend, "npu_check": args.npu_check, "int8_route": args.int8_route},
     )
     config = ExportConfig(
