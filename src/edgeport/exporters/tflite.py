@@ -83,6 +83,7 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
     if fmt.precision != "fp32":
         notes["keep_float_modules"] = list(handle.keep_float)
         notes["keep_float_regexes"] = keep
+        notes["kept_float"] = kept_float_ops(out, full_integer=fmt.precision == "int8_full")
     ops = tflite_op_names(out)
     check_builtin_only(ops)
     notes["ops"] = sorted(set(ops))
@@ -308,6 +309,41 @@ def input_side_regexes(data: bytes, keep_regexes: list[str]) -> list[str]:
     extra = sorted({name[t] for k in (seen | trig) - matched for t in ops[k][2]})
     # ai-edge-quantizer matches against the op scope: its output tensor names, each followed by ";"
     return [f"(^|;){re.escape(n)};" for n in extra]
+
+
+#: ops whose constant inputs are the weights a weight-quantizing pass (FP16, dynamic INT8) changes
+WEIGHT_OPS = frozenset({"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL", "TRANSPOSE_CONV",
+                        "EMBEDDING_LOOKUP"})
+
+
+def kept_float_ops(data: bytes, *, full_integer: bool) -> list[str]:
+    """``OP:tensor`` of what a quantized artifact really keeps float, read from the flatbuffer: ops computing
+    in float32 (full integer; QUANTIZE/DEQUANTIZE at the float I/O excepted) or weight-bearing ops whose
+    weights are still float32 constants (FP16 weights, dynamic INT8)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgeport.exporters._keras_tflite import float_ops
+
+    if full_integer:
+        return float_ops(data)
+    model = schema.Model.GetRootAs(bytearray(data), 0)
+    sg = model.Subgraphs(0)
+    codes = tflite_op_names(data)
+    out = []
+    for k in range(sg.OperatorsLength()):
+        op = sg.Operators(k)
+        if codes[op.OpcodeIndex()] not in WEIGHT_OPS:
+            continue
+        for j in range(op.InputsLength()):
+            t = op.Inputs(j)
+            if t < 0:
+                continue
+            tensor = sg.Tensors(t)
+            constant = model.Buffers(tensor.Buffer()).DataLength() > 0 if tensor.Buffer() else False
+            if constant and tensor.Type() == schema.TensorType.FLOAT32 and tensor.ShapeLength() >= 2:
+                out.append(f"{codes[op.OpcodeIndex()]}:{sg.Tensors(op.Outputs(0)).Name().decode().split(';')[0]}")
+                break
+    return out
 
 
 def _run_quantizer(q, calibration=None) -> bytes:
