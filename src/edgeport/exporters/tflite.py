@@ -20,6 +20,7 @@ import numpy as np
 
 from edgeport.errors import (
     ConversionError,
+    EdgeportError,
     MissingDependencyError,
     UnsupportedFormatError,
 )
@@ -123,7 +124,7 @@ def float_flatbuffer(handle: ModelHandle, options: ExportOptions) -> tuple[bytes
                 raise ConversionError("the converted model has no dynamic batch (shape_signature is not -1)")
             notes.update(route=ROUTE_SAVEDMODEL, dynamic_batch=True, fixed_batch=None,
                          float_convert_seconds=round(time.perf_counter() - t0, 3))
-        except (ConversionError, MissingDependencyError) as e:
+        except (EdgeportError, ImportError) as e:  # e.g. onnx2tf fails on the model, TensorFlow not installed
             if route == "savedmodel":
                 raise
             data = None
