@@ -2,9 +2,13 @@
 
 Per format: export seconds, artifact size against the parameter-count bound (4 bytes/param FP32, 2 FP16,
 1 INT8), max and mean diff against PyTorch, and latency (ONNX Runtime / LiteRT / TF) at batch 1 and 256.
+TFLite artifacts have a dynamic batch, so batch 256 is one call (``calls`` says how many it took). Also the
+export folder's size split (artifacts, golden vectors, other) and, measured in the same run, what the
+golden vectors weighed in the former layout (every artifact's file holding 200 rows of inputs, source and
+artifact outputs, compressed). The previous JSON's figures are kept beside each format's (``previous``).
 Writes JSON to benchmarks/results/export_geo.json.
 
-    .venv/bin/python benchmarks/export_geo.py [--species 12012 --scale 0.75 --steps 150]
+    nice -n 5 .venv/bin/python benchmarks/export_geo.py [--species 12012 --scale 0.75 --steps 150]
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "export_geo.json")
     args = ap.parse_args()
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    load_start = os.getloadavg()
 
     from edgeport.export import ExportConfig, export_handle
     from edgeport.exporters import FORMATS
@@ -87,11 +93,23 @@ def main() -> int:
             entry["latency"] = lat
             entry["runtime"] = fmt.runtime
             entry["fixed_batch"] = runner.fixed_batch
+            entry["latency"]["batch_256"]["calls"] = -(-256 // (runner.fixed_batch or 256))
+        before = (previous.get("formats") or {}).get(a.format)
+        if before:
+            entry["previous"] = {"date": previous.get("date"), "export_seconds": before.get("export_seconds"),
+                                 "size_bytes": before.get("size_bytes"),
+                                 "max_abs_diff": (before.get("validation") or {}).get("max_abs_diff"),
+                                 "latency_p50_ms": {b: v.get("p50_ms") for b, v in (before.get("latency") or {}).items()},
+                                 "fixed_batch": before.get("fixed_batch")}
         formats[a.format] = entry
         print(f"{a.format:18s} {entry.get('latency', {})}")
 
+    folder = folder_split(result, work)
+
     out = {
         "benchmark": "export_geo",
+        "loadavg": {"start": load_start, "end": os.getloadavg()},
+        "export_folder": folder,
         "command": shlex.join([sys.executable.split("/")[-1], *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.machine()},
@@ -105,6 +123,48 @@ def main() -> int:
     args.out.write_text(json.dumps(out, indent=2, default=str) + "\n")
     print(f"wrote {args.out}")
     return 0
+
+
+def folder_split(result, work: Path) -> dict:
+    """Bytes of the export folder: artifacts, golden vectors, other; and the former golden layout's bytes,
+    re-created here from the same rows (200 reference rows per artifact, inputs + source + artifact outputs)."""
+    from edgeport.export import golden_name
+    from edgeport.exporters import FORMATS
+    from edgeport.fileio import path_size
+    from edgeport.runtimes import open_runner, runner_class
+
+    outdir = result.outdir
+    arts = {a.path.name for a in result.artifacts if a.path is not None}
+    golden = {p.name for p in outdir.iterdir() if p.name.endswith("_validation_data.npz")}
+    sizes = {p.name: path_size(p) for p in outdir.iterdir()}
+    split = {"artifacts": sum(sizes[n] for n in arts), "golden_vectors": sum(sizes[n] for n in golden),
+             "other": sum(v for n, v in sizes.items() if n not in arts | golden)}
+    split["total"] = sum(split.values())
+    split["total_over_artifacts"] = split["total"] / split["artifacts"]
+    split["golden_files"] = {n: sizes[n] for n in sorted(golden)}
+    # the former layout: every artifact's golden file held all reference rows of inputs, source, artifact
+    from edgeport.export import ExportConfig, reference_feeds
+
+    feeds = reference_feeds(result.handle, ExportConfig(), 0)
+    ref, _ = runner_class("torch").from_handle(result.handle).run(feeds)
+    old = work / "former_golden"
+    old.mkdir()
+    for a in result.artifacts:
+        if a.path is None:
+            continue
+        fmt = FORMATS.get(a.format)
+        got, _ = open_runner(fmt.runtime, a.path).run(feeds)
+        np.savez_compressed(old / golden_name(fmt, result.handle.name, failed=not a.passed),
+                            **{f"input__{k}": v for k, v in feeds.items()},
+                            **{f"reference__{k}": v for k, v in ref.items()},
+                            **{f"artifact__{k}": v for k, v in got.items()})
+    former = sum(path_size(p) for p in old.iterdir())
+    split["former_layout"] = {"rows": int(next(iter(feeds.values())).shape[0]), "golden_vectors": former,
+                              "total": split["artifacts"] + former + split["other"],
+                              "total_over_artifacts": (split["artifacts"] + former + split["other"])
+                              / split["artifacts"]}
+    print(json.dumps({k: v for k, v in split.items() if k != "golden_files"}, indent=1))
+    return split
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _support.artifacts import GEO_FORMATS, TORCH_FORMATS
+from _support.resize import RESIZE_ATOL, resized_rows
 from _support.torch_models import torch_outputs
 
 from edgeport.exporters import FORMATS
@@ -87,9 +88,8 @@ def test_tflite_artifacts_hold_builtin_ops_only(torch_export, fmt):
 
     _handle, path, notes = torch_export("geo", fmt)
     ops = tflite_op_names(path.read_bytes())
-    assert ops and not [o for o in ops if o.startswith("CUSTOM")]
-    assert "GELU" in ops  # exact GELU lowered to the builtin op, not FlexErf
-    assert notes["fixed_batch"] == 1
+    assert ops and not [o for o in ops if o.startswith("CUSTOM")]  # exact GELU did not become FlexErf
+    assert notes["dynamic_batch"] is True and notes["fixed_batch"] is None
 
 
 def test_saved_model_signature_names(torch_export):
@@ -115,3 +115,16 @@ def test_tflite_int8_full_is_integer_inside_with_float_io(torch_export):
     assert notes["calibration_rows"] > 0 and notes["keep_float_modules"] == ["encoding"]
     runner = open_runner("litert", path)
     assert io_dtypes(runner) == {"inputs": {"input": "float32"}, "outputs": {"probabilities": "float32"}}
+
+
+
+@pytest.mark.parametrize("kind,fmt", [("geo", f) for f in RESIZE_ATOL] + [("multi", f) for f in RESIZE_ATOL
+                                                                          if f != "tflite_int8_full"])
+def test_tflite_resized_to_batch_7_matches_batch_1_rows(torch_export, kind, fmt):
+    """Every PyTorch TFLite artifact has -1 on the batch axis and gives the same rows at batch 7 (a user's
+    resize_tensor_input) as at batch 1, and those rows pass the gate against torch."""
+    handle, path, _ = torch_export(kind, fmt)
+    feeds = handle.reference_inputs(23, 3)  # 3 chunks of 7, then 2 rows
+    at7 = resized_rows(path, feeds, fmt)
+    result = compare(torch_outputs(handle, feeds), at7, gate_for(fmt))
+    assert result.passed, result.failures

@@ -166,9 +166,14 @@ def test_missing_optional_package_is_named(geo_checkpoint, tmp_path, capsys, mon
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
     out = tmp_path / "out"
     code = main(["export", str(geo_checkpoint), "--formats", "onnx", "tflite", "--outdir", str(out)])
-    capsys.readouterr()
+    printed = capsys.readouterr().out
     v = json.loads((out / "validation.json").read_text())
     assert code == 1
     assert "onnxruntime" in v["artifacts"]["onnx"]["error"] and "pip install" in v["artifacts"]["onnx"]["error"]
     assert v["artifacts"]["tflite"]["status"] == "passed"
     assert not (out / "geomodel.onnx").exists()
+    # the dynamic-batch TFLite route needs ONNX Runtime: litert-torch's fixed batch, said where users look
+    tfl = next(a for a in json.loads((out / "manifest.json").read_text())["artifacts"] if a["format"] == "tflite")
+    assert tfl["notes"]["dynamic_batch"] is False and tfl["batch"].startswith("FIXED batch 1")
+    assert "refused" in tfl["notes"]["resize_check"]["7"]["note"] and tfl["notes"]["resize_check"]["1"]["passed"]
+    assert "tflite: FIXED batch 1" in printed and "Fixed-batch artifacts" in (out / "report.html").read_text()

@@ -51,9 +51,10 @@ def test_round_trip(fmt_name, request):
     assert art["file"] == fmt.artifact_name(handle.name)
 
     # Independently of the pipeline: run the kept artifact and the source model on the golden inputs.
-    with np.load(outdir / art["golden_vectors"]) as g:
-        feeds = {k.removeprefix("input__"): g[k] for k in g.files if k.startswith("input__")}
-        stored_ref = {k.removeprefix("reference__"): g[k] for k in g.files if k.startswith("reference__")}
+    from edgeport.export import load_golden
+
+    golden = load_golden(outdir / art["golden_vectors"])
+    feeds, stored_ref = golden["inputs"], golden["reference"]
     ref, failed_ref = runner_class("torch").from_handle(handle).run(feeds)
     assert not failed_ref.any()
     for k in ref:
@@ -62,3 +63,29 @@ def test_round_trip(fmt_name, request):
     cmp = compare(ref, got, gate_for(fmt_name), failed=failed)
     assert cmp.passed, cmp.failures
     assert set(got) == set(handle.output_names)
+    for k, stored in golden["artifact"].items():  # the artifact's own outputs, or the tolerance they meet
+        if stored is None:
+            assert np.abs(got[k] - stored_ref[k]).max() <= golden["tolerance"][k]
+        else:
+            np.testing.assert_allclose(got[k], stored, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt_name", [f for f in FORMATS.names() if FORMATS.get(f).runtime == "litert"])
+def test_tflite_artifact_resized_to_batch_7_matches_batch_1(fmt_name, request):
+    """The pipeline judged every TFLite artifact at batch 1 and 7 through resize_tensor_input; check it did,
+    and check it again independently, every row against batch-1 runs and the source."""
+    from tests._support.resize import resized_rows
+
+    from edgeport.sources import load_source
+
+    export_fixture, source_fixture = ROUND_TRIP_CASES[fmt_name]
+    outdir = request.getfixturevalue(export_fixture)
+    handle = load_source(request.getfixturevalue(source_fixture))
+    art = {a["format"]: a for a in json.loads((outdir / "manifest.json").read_text())["artifacts"]}[fmt_name]
+    assert art["notes"]["dynamic_batch"] is True and art["batch"].startswith("dynamic")
+    assert set(art["notes"]["resize_check"]) == {"1", "7"}
+    assert all(c["passed"] for c in art["notes"]["resize_check"].values())
+    feeds = handle.reference_inputs(30, 11)
+    at7 = resized_rows(outdir / art["file"], feeds, fmt_name)
+    ref, _ = runner_class("torch").from_handle(handle).run(feeds)
+    assert compare(ref, at7, gate_for(fmt_name)).passed

@@ -81,6 +81,25 @@ def test_factory_route_with_geo_wrapper(user_dir, capsys):
     _all_formats_passed(m)
     assert m["inputs"] == [{"name": "input", "shape": [None, 3], "dtype": "float32"}]
     assert m["outputs"][0]["name"] == "probabilities" and m["outputs"][0]["shape"] == [None, 24]
+    assert m["keep_float"] == []  # the family's "model.encoding" is not a module of this model: not claimed
+    _tflite_resizes_to_batch_7(user_dir / "out", m)
+
+
+def _tflite_resizes_to_batch_7(out, manifest):
+    """Each TFLite artifact, resized to batch 7, gives its batch-1 rows, and they pass the gate against the
+    source outputs stored in the folder's golden reference file."""
+    from edgeport.export import load_golden
+    from edgeport.validation import compare, gate_for
+    from tests._support.resize import resized_rows
+
+    tflite = [a for a in manifest["artifacts"] if a["file"].endswith(".tflite")]
+    assert {a["format"] for a in tflite} == {"tflite", "tflite_fp16", "tflite_int8", "tflite_int8_full"}
+    for a in tflite:
+        assert a["notes"]["dynamic_batch"] is True and all(c["passed"] for c in a["notes"]["resize_check"].values())
+        golden = load_golden(out / a["golden_vectors"])
+        at7 = resized_rows(out / a["file"], golden["inputs"], a["format"])
+        cmp = compare(golden["reference"], at7, gate_for(a["format"]))
+        assert cmp.passed, (a["format"], cmp.failures)
 
 
 def test_factory_route_with_own_wrapper(user_dir, capsys):

@@ -41,8 +41,8 @@ def test_runner_takes_n_rows_and_matches_torch(torch_export, runtime, kind):
 @pytest.mark.xdist_group("torch_exports")
 def test_litert_fixed_batch_artifact_is_fed_in_chunks(torch_export):
     """litert-torch traces a fixed batch; the runner detects that a resize does not work and pads chunks."""
-    handle, path, notes = torch_export("geo", "tflite", tflite_batch=4)
-    assert notes["fixed_batch"] == 4
+    handle, path, notes = torch_export("geo", "tflite", tflite_batch=4, tflite_route="litert-torch")
+    assert notes["fixed_batch"] == 4 and notes["dynamic_batch"] is False
     runner = open_runner("litert", path)
     assert runner.fixed_batch == 4 and runner.resizable is False
     feeds = handle.reference_inputs(ROWS, 2)
@@ -53,6 +53,11 @@ def test_litert_fixed_batch_artifact_is_fed_in_chunks(torch_export):
     assert result.passed, result.failures
     with pytest.raises(ValueError, match="batches of 4"):
         runner.infer({"input": feeds["input"][:3]})
+    # what a LiteRT user sees: a non-strict resize returns 4 rows for 7 inputs, a strict one is refused
+    wrong = runner.run_resized({"input": feeds["input"][:7]}, 7)
+    assert wrong["probabilities"].shape[0] == 4
+    with pytest.raises(Exception, match="(?i)resize|dimension|shape"):
+        runner.run_resized({"input": feeds["input"][:7]}, 7, strict=True)
 
 
 @pytest.mark.slow

@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--opset", type=int, default=18, help="ONNX opset")
     g.add_argument("--tflite-batch", type=int, default=1,
                    help="batch size baked into TFLite artifacts when the converter needs a static one")
+    g.add_argument("--tflite-route", choices=["auto", "savedmodel", "litert-torch"], default="auto",
+                   help="PyTorch -> TFLite: savedmodel (dynamic batch, needs TensorFlow), litert-torch (fixed "
+                        "--tflite-batch, no TensorFlow), auto (savedmodel, litert-torch if it fails; default)")
     g.add_argument("--per-tensor", "--per_tensor", dest="per_tensor", action="store_true",
                    help="per-tensor instead of per-channel weight quantization")
     g.add_argument("--calibration-samples", type=int, default=256, help="calibration rows for static INT8")
@@ -65,6 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--calibration-inputs", type=Path, default=None, metavar="FILE.npz",
                    help="calibration rows for static INT8 formats (one array per input name)")
     v.add_argument("--reference-rows", type=int, default=200, help="rows of the family's reference inputs")
+    v.add_argument("--license", default=None, metavar="FILE",
+                   help="the model's licence file, copied into the export folder and named in the manifest "
+                        "(default: MODEL_LICENSE.txt beside the checkpoint or the factory's module)")
+    v.add_argument("--golden-rows", type=int, default=32,
+                   help="rows of golden vectors kept in the export folder for on-device regression (default 32)")
     v.add_argument("--seed", type=int, default=0, help="seed of the reference inputs")
     v.add_argument("--batch-validate", "--batch_validate", dest="batch_validate", type=int, default=0, metavar="N",
                    help="validate on N different seeded input sets and report the worst")
@@ -138,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         tol=args.tol, fp16_io=args.fp16_io, opset=args.opset, per_tensor=args.per_tensor,
         calibration_samples=args.num_samples if keras_audio else args.calibration_samples,
         calibration_method=args.calibration_method, tflite_batch=args.tflite_batch,
+        tflite_route=args.tflite_route,
         extra={"float_frontend": args.float_frontend, "npu_check": args.npu_check, "int8_route": args.int8_route},
     )
     config = ExportConfig(
@@ -145,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         fp16_io=args.fp16_io, device=args.device, reference_inputs=args.reference_inputs,
         calibration_inputs=args.calibration_inputs,
         reference_rows=args.validate_samples if keras_audio else args.reference_rows, seed=args.seed,
+        golden_rows=args.golden_rows, license_file=Path(args.license) if args.license else None,
         batch_validate=args.batch_validate, gate_overrides=gates, options=options,
         command_line=shlex.join(["edgeport", *sys.argv[1:]]),
     )

@@ -52,6 +52,7 @@ class ExportOptions:
     calibration_samples: int = 256
     calibration_method: str = "minmax"
     tflite_batch: int = 1
+    tflite_route: str = "auto"  # PyTorch -> TFLite: auto | savedmodel (dynamic batch) | litert-torch (fixed batch)
     work_dir: Path | None = None
     extra: dict = field(default_factory=dict)
 
@@ -62,6 +63,8 @@ class ExportOptions:
             raise ConfigError(f"opset must be >= 17, got {self.opset}")
         if self.tflite_batch < 1:
             raise ConfigError(f"TFLite batch must be >= 1, got {self.tflite_batch}")
+        if self.tflite_route not in ("auto", "savedmodel", "litert-torch"):
+            raise ConfigError(f"unknown TFLite route '{self.tflite_route}'; use auto, savedmodel or litert-torch")
         if self.calibration_method not in ("minmax", "percentile", "entropy"):
             raise ConfigError(
                 f"unknown calibration method '{self.calibration_method}'; use minmax, percentile or entropy"

@@ -1,9 +1,13 @@
-"""TFLite artifacts from PyTorch: litert-torch (FP32, fixed batch) then ai-edge-quantizer for FP16/INT8.
+"""TFLite artifacts from PyTorch with a dynamic batch: torch -> ONNX (dynamo) -> onnx2tf SavedModel -> TFLite
+converter (builtin ops only), then ai-edge-quantizer for FP16/INT8 on that float flatbuffer.
 
-Route chosen by measurement (docs/dev/tflite-route.md): litert-torch needs no TensorFlow, lowers exact GELU
-to the builtin op, keeps input/output names in a signature, and converts in ~2 s; the ONNX -> onnx2tf route
-gave a dynamic batch but took ~11 s, lost the output names and rounds the encoding constants in its FP16
-file. Every artifact is checked to hold builtin operators only and to run in ``ai_edge_litert``.
+Route chosen by measurement (docs/dev/tflite-route.md, ``benchmarks/tflite_batch_routes.py``): litert-torch
+0.10 with ``torch.export`` dynamic shapes fails on ``nn.Linear`` (jax lowering of a symbolic batch) or
+specialises the internal shapes to the sample batch, so its artifacts have a fixed batch; the SavedModel that
+edgeport already writes for ``tf`` converts to a true dynamic batch (``shape_signature`` -1). When that route
+fails for a model (``--tflite-route auto``) edgeport falls back to litert-torch with a fixed batch and says so
+in the notes (``dynamic_batch: false``, ``fixed_batch``), the table, the manifest and the report. Every
+artifact is checked to hold builtin operators only and to run in ``ai_edge_litert``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 
 from edgeport.errors import (
     ConversionError,
+    EdgeportError,
     MissingDependencyError,
     UnsupportedFormatError,
 )
@@ -27,7 +32,7 @@ log = logging.getLogger(__name__)
 
 SIGNATURE = "serving_default"
 #: ai-edge-quantizer op names kept float in the full-integer artifact (float32 I/O, float sigmoid).
-FULL_INT8_FLOAT_OPS = ("INPUT", "OUTPUT", "LOGISTIC")
+FULL_INT8_FLOAT_OPS = ("INPUT", "OUTPUT", "LOGISTIC", "DIV")
 #: periodic encodings of raw inputs (and every op in front of them) stay float in the full-integer artifact.
 TRIG_OPS = frozenset({"SIN", "COS"})
 #: scope regex -> op names kept float inside it in the full-integer artifact. LayerNorm is decomposed into
@@ -35,8 +40,14 @@ TRIG_OPS = frozenset({"SIN", "COS"})
 #: family checkpoint (docs/dev/tflite-route.md): all INT8 top-1 0.83 (fails); these ops float 0.90 (passes),
 #: 212 kB instead of 202 kB. Fully connected layers stay INT8 (matching the op name, not just the scope).
 FULL_INT8_FLOAT_SCOPED_OPS: dict[str, tuple[str, ...]] = {
-    r"normalization\.LayerNorm_": ("MEAN", "SQUARED_DIFFERENCE", "RSQRT", "MUL", "ADD", "SUB"),
+    # litert-torch names (module path) and onnx2tf / TF converter names (Keras-style layer scopes)
+    r"normalization\.LayerNorm_|(^|/)layer_normalization(_\d+)?/": ("MEAN", "SQUARED_DIFFERENCE", "RSQRT", "MUL",
+                                                                    "ADD", "SUB"),
 }
+#: ``--tflite-route`` values: auto = the dynamic-batch SavedModel route, litert-torch (fixed batch) if it fails.
+ROUTES = ("auto", "savedmodel", "litert-torch")
+ROUTE_SAVEDMODEL = "torch.onnx.export(dynamo) -> onnx2tf SavedModel -> TFLiteConverter (builtins)"
+ROUTE_LITERT = "litert-torch"
 
 
 def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportOptions) -> dict:
@@ -51,11 +62,11 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
         raise UnsupportedFormatError(
             f"TFLite export from a '{handle.framework}' source is not implemented; supported: torch, keras"
         )
-    batch = options.tflite_batch
-    notes: dict = {"format": fmt.name, "route": "litert-torch", "versions": _versions(), "fixed_batch": batch,
-                   "dynamic_batch": False, "signature": SIGNATURE}
-    data = _torch_compat.litert_convert(handle, batch=batch)
+    notes: dict = {"format": fmt.name, "versions": _versions(), "signature": SIGNATURE}
+    data, float_notes = float_flatbuffer(handle, options)
+    notes.update(float_notes)
     notes["convert_seconds"] = round(time.perf_counter() - t0, 3)
+    batch = notes["fixed_batch"]
     keep = [_torch_compat.tflite_scope_regex(f"{_torch_compat.WRAPPED_ATTR}.{p}") for p in handle.keep_float if p]
     if fmt.precision == "fp32":
         out = data
@@ -66,13 +77,14 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
         out = quantize(data, "int8_dynamic", keep_regexes=keep, per_tensor=options.per_tensor)
         notes["route"] += " + ai-edge-quantizer (dynamic_wi8_afp32)"
     elif fmt.precision == "int8_full":
-        out = quantize_full_int8(data, handle, options, keep_regexes=keep, notes=notes)
+        out = quantize_full_int8(data, handle, options, keep_regexes=keep, notes=notes, batch=batch or 1)
         notes["route"] += " + ai-edge-quantizer (static_wi8_ai8, float32 I/O)"
     else:
         raise UnsupportedFormatError(f"TFLite exporter has no precision '{fmt.precision}' (format {fmt.name})")
     if fmt.precision != "fp32":
         notes["keep_float_modules"] = list(handle.keep_float)
         notes["keep_float_regexes"] = keep
+        notes["kept_float"] = kept_float_ops(out, full_integer=fmt.precision == "int8_full")
     ops = tflite_op_names(out)
     check_builtin_only(ops)
     notes["ops"] = sorted(set(ops))
@@ -85,10 +97,104 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
         raise
     notes["seconds"] = round(time.perf_counter() - t0, 3)
     notes["how_to_run_n_rows"] = (
-        f"fixed batch {batch}: feed rows {batch} at a time (pad the last chunk), or use "
-        "edgeport.runtimes.open_runner('litert', path).run(feeds)"
+        "dynamic batch: interpreter.resize_tensor_input(index, [n, ...]) then allocate_tensors(), or call the "
+        "serving_default signature runner with n rows" if batch is None else
+        f"fixed batch {batch}: resizing is NOT supported (a non-strict resize_tensor_input returns {batch} row(s) "
+        f"for n inputs); use resize_tensor_input(..., strict=True) to have a wrong resize refused, feed rows "
+        f"{batch} at a time (pad the last chunk), or use edgeport.runtimes.open_runner('litert', path).run(feeds)"
     )
     return notes
+
+
+def float_flatbuffer(handle: ModelHandle, options: ExportOptions) -> tuple[bytes, dict]:
+    """The FP32 flatbuffer every TFLite format of one export starts from (converted once per handle and
+    route) and its notes: ``route``, ``dynamic_batch``, ``fixed_batch`` (None when dynamic)."""
+    route = options.tflite_route
+    key = (route, options.tflite_batch, options.opset)
+    cache = handle.__dict__.setdefault("_tflite_torch_float", {})
+    if key in cache:
+        return cache[key]
+    notes: dict = {}
+    data = None
+    if route in ("auto", "savedmodel"):
+        t0 = time.perf_counter()
+        try:
+            data = savedmodel_tflite(handle, options)
+            if not _dynamic_batch(data):
+                raise ConversionError("the converted model has no dynamic batch (shape_signature is not -1)")
+            notes.update(route=ROUTE_SAVEDMODEL, dynamic_batch=True, fixed_batch=None,
+                         float_convert_seconds=round(time.perf_counter() - t0, 3))
+        except (EdgeportError, ImportError) as e:  # e.g. onnx2tf fails on the model, TensorFlow not installed
+            if route == "savedmodel":
+                raise
+            data = None
+            log.warning("no dynamic-batch TFLite for %s (%s); falling back to litert-torch with a FIXED batch "
+                        "of %d", handle.name, e, options.tflite_batch)
+            notes["dynamic_batch_unavailable"] = str(e)
+    if data is None:
+        t0 = time.perf_counter()
+        data = _torch_compat.litert_convert(handle, batch=options.tflite_batch)
+        notes.update(route=ROUTE_LITERT, dynamic_batch=False, fixed_batch=options.tflite_batch,
+                     float_convert_seconds=round(time.perf_counter() - t0, 3))
+    cache[key] = (data, notes)
+    return data, dict(notes)
+
+
+def savedmodel_tflite(handle: ModelHandle, options: ExportOptions) -> bytes:
+    """FP32 TFLite through the SavedModel edgeport writes for ``tf`` (dynamic batch, the handle's names in
+    the ``serving_default`` signature), converted with builtin ops only."""
+    import tempfile
+
+    from edgeport.exporters import FORMATS, saved_model
+    from edgeport.exporters._keras_tflite import _convert, _tf
+
+    tf = _tf()
+    with tempfile.TemporaryDirectory(dir=options.work_dir, prefix="edgeport_tflite_sm_") as tmp:
+        sm = Path(tmp) / "saved_model"
+        saved_model.export(handle, fmt=FORMATS.get("tf"), path=sm, options=options)
+        try:
+            with _torch_compat.quiet():
+                conv = tf.lite.TFLiteConverter.from_saved_model(str(sm), signature_keys=[SIGNATURE])
+        except Exception as e:
+            raise ConversionError(f"SavedModel -> TFLite converter failed: {type(e).__name__}: {_line(e)}") from e
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return order_io(_convert(conv), handle)
+
+
+def order_io(data: bytes, handle: ModelHandle) -> bytes:
+    """The subgraph's inputs and outputs in the handle's order (the TF converter orders them its own way,
+    e.g. ``y, x``; the signature maps names to tensors either way): the two index vectors are permuted in
+    place, nothing else in the flatbuffer changes."""
+    import struct
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = bytearray(data)
+    model = schema.Model.GetRootAs(buf, 0)
+    if model.SignatureDefsLength() != 1 or model.SubgraphsLength() != 1:
+        return data
+    sig, sg = model.SignatureDefs(0), model.Subgraphs(0)
+    for names, n_sig, get_sig, n_sg, get_sg, field in (
+        (handle.input_names, sig.InputsLength(), sig.Inputs, sg.InputsLength(), sg.Inputs, 6),
+        (handle.output_names, sig.OutputsLength(), sig.Outputs, sg.OutputsLength(), sg.Outputs, 8),
+    ):
+        by_name = {get_sig(i).Name().decode(): int(get_sig(i).TensorIndex()) for i in range(n_sig)}
+        current = [int(get_sg(j)) for j in range(n_sg)]
+        if sorted(by_name) != sorted(names) or sorted(by_name.values()) != sorted(current):
+            continue
+        start = sg._tab.Vector(sg._tab.Offset(field))  # SubGraph.inputs is field 6, outputs field 8
+        for j, name in enumerate(names):
+            struct.pack_into("<i", buf, start + 4 * j, by_name[name])
+    return bytes(buf)
+
+
+def _dynamic_batch(data: bytes) -> bool:
+    """Every input and output has -1 on its first axis in the flatbuffer's shape signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=data)
+    details = [*it.get_input_details(), *it.get_output_details()]
+    return all(len(d["shape_signature"]) and int(d["shape_signature"][0]) == -1 for d in details)
 
 
 # ----------------------------------------------------------------------------------------------- quantization
@@ -122,12 +228,12 @@ def quantize(data: bytes, kind: str, *, keep_regexes: list[str] = (), per_tensor
 
 
 def quantize_full_int8(data: bytes, handle: ModelHandle, options: ExportOptions, *, keep_regexes: list[str],
-                       notes: dict) -> bytes:
+                       notes: dict, batch: int | None = None) -> bytes:
     """Full-integer INT8 internals (weights and activations), float32 I/O, calibrated with the handle's inputs."""
     algorithm_manager, qtyping, quantizer, _ = _import_quantizer()
     if handle.calibration_inputs is None:
         raise ConversionError("tflite_int8_full needs calibration data: give a data folder, or use tflite_int8")
-    batch = options.tflite_batch
+    batch = batch or options.tflite_batch
     feeds = handle.calibration_inputs(options.calibration_samples, 0)
     n = int(next(iter(feeds.values())).shape[0]) // batch * batch
     if n == 0:
@@ -206,6 +312,41 @@ def input_side_regexes(data: bytes, keep_regexes: list[str]) -> list[str]:
     return [f"(^|;){re.escape(n)};" for n in extra]
 
 
+#: ops whose constant inputs are the weights a weight-quantizing pass (FP16, dynamic INT8) changes
+WEIGHT_OPS = frozenset({"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL", "TRANSPOSE_CONV",
+                        "EMBEDDING_LOOKUP"})
+
+
+def kept_float_ops(data: bytes, *, full_integer: bool) -> list[str]:
+    """``OP:tensor`` of what a quantized artifact really keeps float, read from the flatbuffer: ops computing
+    in float32 (full integer; QUANTIZE/DEQUANTIZE at the float I/O excepted) or weight-bearing ops whose
+    weights are still float32 constants (FP16 weights, dynamic INT8)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgeport.exporters._keras_tflite import float_ops
+
+    if full_integer:
+        return float_ops(data)
+    model = schema.Model.GetRootAs(bytearray(data), 0)
+    sg = model.Subgraphs(0)
+    codes = tflite_op_names(data)
+    out = []
+    for k in range(sg.OperatorsLength()):
+        op = sg.Operators(k)
+        if codes[op.OpcodeIndex()] not in WEIGHT_OPS:
+            continue
+        for j in range(op.InputsLength()):
+            t = op.Inputs(j)
+            if t < 0:
+                continue
+            tensor = sg.Tensors(t)
+            constant = model.Buffers(tensor.Buffer()).DataLength() > 0 if tensor.Buffer() else False
+            if constant and tensor.Type() == schema.TensorType.FLOAT32 and tensor.ShapeLength() >= 2:
+                out.append(f"{codes[op.OpcodeIndex()]}:{sg.Tensors(op.Outputs(0)).Name().decode().split(';')[0]}")
+                break
+    return out
+
+
 def _run_quantizer(q, calibration=None) -> bytes:
     try:
         with _torch_compat.quiet():
@@ -279,7 +420,8 @@ def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("torch", "litert-torch", "litert-converter", "ai-edge-quantizer", "ai-edge-litert"):
+    for pkg in ("torch", "onnx2tf", "tensorflow-cpu", "litert-torch", "litert-converter", "ai-edge-quantizer",
+                "ai-edge-litert"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

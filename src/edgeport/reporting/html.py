@@ -74,6 +74,8 @@ def render_report(manifest: dict) -> str:
         for a in arts
         if a["status"] != "passed"
     ]
+    fixed = [f"<li><b>{html.escape(a['format'])}</b>: {html.escape(a['batch'])}</li>" for a in arts
+             if (a.get("batch") or "").startswith("FIXED")]
     src = manifest.get("source", {})
     io_rows = "".join(
         f"<tr><td>{kind}</td><td>{html.escape(t['name'])}</td><td>{html.escape(str(t['shape']))}</td>"
@@ -95,6 +97,7 @@ Reference inputs: {html.escape(str(manifest.get('reference_inputs')))}.</p>
 {''.join(rows)}</table>
 {_bar_svg(chart, 'max abs diff vs source')}
 {'<h2>Problems</h2><ul>' + ''.join(failures) + '</ul>' if failures else ''}
+{'<h2>Fixed-batch artifacts</h2><ul>' + ''.join(fixed) + '</ul>' if fixed else ''}
 <h2>Inputs and outputs</h2><table><tr><th>kind</th><th>name</th><th>shape</th><th>dtype</th></tr>{io_rows}</table>
 <p class="small">Command: <code>{html.escape(manifest.get('command_line') or '')}</code><br>{versions}</p>
 </body></html>

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from edgeport import __version__
 from edgeport.fileio import atomic_write_json, sha256_path
+from edgeport.reporting.table import batch_text
 
 _PACKAGES = (
     "torch", "tensorflow-cpu", "keras", "onnx", "onnxruntime", "onnxconverter-common", "onnxscript",
@@ -56,7 +57,7 @@ def build_manifest(result, config) -> dict:
         "calibration": h.notes.get("calibration"),
         "reference_inputs": result.reference_summary,
         "options": config.options.to_dict() | {"tol": config.tol, "fp16_io": config.fp16_io},
-        "artifacts": [a.to_dict(result.outdir) for a in result.artifacts],
+        "artifacts": [a.to_dict(result.outdir) | {"batch": batch_text(a.notes)} for a in result.artifacts],
         "all_passed": result.passed,
         "versions": framework_versions(),
     }

@@ -32,6 +32,18 @@ def _num(v: float | None, fmt: str = ".2e") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def batch_text(notes: dict | None) -> str | None:
+    """What a user may do with the batch axis of an artifact, or None when the exporter said nothing."""
+    notes = notes or {}
+    if notes.get("dynamic_batch") is True:
+        return "dynamic batch (-1): any batch size"
+    b = notes.get("fixed_batch")
+    if notes.get("dynamic_batch") is False and b:
+        return (f"FIXED batch {b}: a non-strict resize_tensor_input returns {b} row(s) for any n; resize with "
+                f"strict=True (refused) and feed {b} row(s) at a time (docs/export.md)")
+    return None
+
+
 def columns(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
     """Left-aligned columns two spaces apart: the header, a dashed rule, one line per row."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -66,6 +78,10 @@ def format_table(artifacts) -> str:
             out.append(f"  {a.format}: {a.error}")
         elif a.status == "failed" and a.comparison is not None:
             out.append(f"  {a.format}: " + "; ".join(a.comparison.failures))
+    for a in artifacts:
+        note = batch_text(getattr(a, "notes", None))
+        if note and note.startswith("FIXED"):
+            out.append(f"  {a.format}: {note}")
     not_judged: dict[str, list[str]] = {}
     for a in artifacts:
         for note in a.comparison.not_judged if a.comparison is not None else ():

@@ -131,6 +131,30 @@ class LiteRTRunner(Runner):
         it.invoke()
         return {k: _from_output(it.get_tensor(self._out[k]["index"]), self._out[k]) for k in self.output_names}
 
+    def run_resized(self, feeds: Feeds, batch: int, *, strict: bool = False) -> dict[str, np.ndarray]:
+        """Feed the rows ``batch`` at a time the way a LiteRT user does: ``resize_tensor_input`` (non-strict by
+        default, the LiteRT default), ``allocate_tensors``, ``invoke`` on a fresh interpreter; the last chunk is
+        resized to what is left. Outputs are concatenated exactly as the interpreter returns them, so a model
+        that ignores the resize shows up as a wrong row count. ``strict=True`` raises on a fixed-batch model."""
+        it = self._make()
+        n = int(next(iter(feeds.values())).shape[0])
+        outs: dict[str, list[np.ndarray]] = {k: [] for k in self.output_names}
+        size = None
+        for start in range(0, n, batch):
+            chunk = {k: v[start : start + batch] for k, v in feeds.items()}
+            m = int(next(iter(chunk.values())).shape[0])
+            if m != size:
+                for k, d in self._in.items():
+                    it.resize_tensor_input(d["index"], [m, *[int(x) for x in d["shape"][1:]]], strict=strict)
+                it.allocate_tensors()
+                size = m
+            for k, d in self._in.items():
+                it.set_tensor(d["index"], _to_input(chunk[k], d))
+            it.invoke()
+            for k in self.output_names:
+                outs[k].append(_from_output(it.get_tensor(self._out[k]["index"]), self._out[k]))
+        return {k: np.concatenate(v, axis=0) for k, v in outs.items()}
+
     def _probe_resize(self) -> bool:
         """Resize to another batch and check the outputs against fixed-size runs of the same rows."""
         b = int(self._traced_batch)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import inspect
 import logging
 import sys
 import zipfile
@@ -195,6 +196,7 @@ def load_torch(
     family: Family | None = None
     cfg: dict = {}
     path: Path | None = None
+    build = None
     if isinstance(source, torch.nn.Module):
         model = source
         specs_in: tuple[TensorSpec, ...] = ()
@@ -307,7 +309,7 @@ def load_torch(
         family=family.name if fam_ok else None,
         source_path=path,
         config=cfg,
-        keep_float=family.keep_float if fam_ok else (),
+        keep_float=_existing_modules(model, family.keep_float) if fam_ok else (),
         reference_inputs=family.reference_inputs if fam_ok else None,
         calibration_inputs=family.calibration_inputs if fam_ok else None,
     )
@@ -315,7 +317,22 @@ def load_torch(
         d = path.parent
         handle.labels_file = d / "labels.txt" if (d / "labels.txt").exists() else None
         handle.license_file = next((d / n for n in LICENSE_NAMES if (d / n).exists()), None)
+    if handle.license_file is None and factory is not None and build is not None:
+        handle.license_file = factory_license(build)
     return handle
+
+
+#: licence files looked for in the folder of a factory's module (the model's package), as the seed does
+FACTORY_LICENSE_NAMES = ("MODEL_LICENSE.txt", "MODEL_LICENSE")
+
+
+def factory_license(build) -> Path | None:
+    """``MODEL_LICENSE.txt`` in the folder of the module that defines the factory, if there is one."""
+    try:
+        d = Path(inspect.getfile(inspect.unwrap(build))).resolve().parent
+    except (TypeError, OSError):
+        return None
+    return next((d / n for n in FACTORY_LICENSE_NAMES if (d / n).is_file()), None)
 
 
 def _run_example(torch, model, specs_in: tuple[TensorSpec, ...]):
@@ -349,3 +366,14 @@ def _probe_output_specs(torch, model, specs_in, outs) -> tuple[TensorSpec, ...]:
         TensorSpec(n, (None, *tuple(int(d) for d in o.shape[1:])), str(o.dtype).replace("torch.", ""))
         for n, o in zip(outs, out, strict=True)
     )
+
+
+def _existing_modules(model, paths: tuple[str, ...]) -> tuple[str, ...]:
+    """The module paths of ``paths`` that ``model`` has: a user's geo-style model may name its encodings
+    ``encoder.lat_enc`` instead of ``model.encoding``, and the manifest must not claim a module it lacks
+    (the input side stays float by the graph rules either way)."""
+    names = {n for n, _ in model.named_modules()} if hasattr(model, "named_modules") else set()
+    missing = [p for p in paths if p not in names]
+    if missing:
+        log.info("keep_float: the model has no module %s; the graph rules keep its input side float", missing)
+    return tuple(p for p in paths if p in names)

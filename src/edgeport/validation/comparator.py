@@ -109,6 +109,10 @@ def compare(
     for name in names:
         if name in missing:
             continue
+        rows = int(np.asarray(candidate[name]).shape[0]) if np.ndim(candidate[name]) else 0
+        if rows != total:
+            result.problems.append(f"output '{name}' has {rows} rows for {total} inputs")
+            continue
         ref = np.asarray(reference[name])[ok]
         cand = np.asarray(candidate[name])[ok]
         if ref.shape != cand.shape:
