@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edgeport.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def train_demo(outdir: Path, *, seed: int = 0, epochs: int | None = None) -> dic
         "difficulty": DEMO_DIFFICULTY,
     }
     (outdir / "model").mkdir(parents=True, exist_ok=True)
-    (outdir / "model" / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(outdir / "model" / "demo_summary.json", summary)
     log.info("Demo DS-CNN: val ROC-AUC %.3f, test ROC-AUC %.3f; mean-spectrum baseline %.3f (%.0f s)",
              result.val_roc_auc, test_auc, base_auc, summary["seconds"])
     return summary

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import ConfigError, DataError
+from edgeport.fileio import atomic_write_json
 from edgeport.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -351,7 +352,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     if state is not None:
         start_epoch = int(state["epoch"])
         iterations.assign(int(state["step"]))
-        best_loss = float(state.get("best_val_loss", float("inf")))
+        best_loss = float(state.get("best_val_loss") if state.get("best_val_loss") is not None else "inf")
         best_epoch = int(state.get("best_epoch", start_epoch))
         wait = int(state.get("wait", 0))
         history = [r for r in read_history(out["history"]) if r["epoch"] <= start_epoch]
@@ -390,7 +391,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
              "model": out["model"].name}
         if batchnorm is not None:
             s["batchnorm_recalibration"] = batchnorm
-        _atomic_write_text(out["state"], json.dumps(s, indent=2) + "\n")
+        atomic_write_json(out["state"], s)  # strict JSON: an infinite best loss is null
 
     epoch = start_epoch
     stopped_early = False
