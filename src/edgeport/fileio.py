@@ -215,27 +215,25 @@ class OutputPlan:
     ``add(final)`` names an output and returns the path to write it to (inside a hidden staging folder in
     ``final``'s folder, same filesystem); ``check()`` refuses, before any work, an existing output without
     ``force``, a symlink in an output's place without ``force`` (with it the link itself is replaced, never
-    its target) and a folder that cannot be written; ``discard(final)`` removes an earlier output at commit
-    (a format whose new artifact failed); ``commit()`` moves what is staged into place (a command may commit
-    several times, e.g. training after each epoch); ``abort()`` (or leaving the ``with`` block on an error)
-    removes the staging and leaves every earlier output as it was.
+    its target) and a folder that cannot be written; ``commit()`` moves what is staged into place (a
+    command may commit several times, e.g. training after each epoch) and, with ``prune``, removes the
+    planned outputs this run did not write (an earlier artifact whose new version failed); ``abort()`` (or
+    leaving the ``with`` block) removes the staging and leaves every output not yet committed as it was.
     """
 
-    def __init__(self, *, force: bool = False, hint: str = "pass --force to replace them or choose another output"):
+    def __init__(self, *, force: bool = False, what: str = "earlier outputs",
+                 hint: str = "pass --force to replace them or choose another output"):
         self.force = force
+        self.what = what
         self.hint = hint
-        self._outputs: dict[Path, Path] = {}     # final -> staged path
-        self._optional: set[Path] = set()         # outputs that may be left unwritten
-        self._discard: set[Path] = set()
+        self._outputs: dict[Path, Path] = {}     # final -> staged path before the staging area exists
         self._areas: dict[Path, Path] = {}        # folder -> its staging folder of this run
 
     # -------------------------------------------------------------- planning
-    def add(self, final: Path | str, *, optional: bool = True) -> Path:
+    def add(self, final: Path | str) -> Path:
         final = Path(os.path.abspath(final))
         if final not in self._outputs:
             self._outputs[final] = Path(final.parent / STAGING / "?" / final.name)  # area made in check()
-            if optional:
-                self._optional.add(final)
         return self.staged(final)
 
     def staged(self, final: Path | str) -> Path:
@@ -271,8 +269,8 @@ class OutputPlan:
         if there and not self.force:
             links = [p for p in there if p.is_symlink()]
             shown = ", ".join(p.name for p in there[:4]) + (", ..." if len(there) > 4 else "")
-            what = "symlinks (never followed)" if links and len(links) == len(there) else "earlier outputs"
-            raise ConfigError(f"{there[0].parent} already holds {what} ({shown}); {self.hint}")
+            what = "symlinks (never followed)" if links and len(links) == len(there) else self.what
+            raise ConfigError(f"{there[0].parent} holds {what} ({shown}); {self.hint}")
         for folder in dict.fromkeys(p.parent for p in self._outputs):
             self._area(folder)
 
@@ -303,31 +301,22 @@ class OutputPlan:
         area = self._area(Path(os.path.abspath(folder)))
         return Path(tempfile.mkdtemp(prefix=prefix, dir=area))
 
-    def discard(self, final: Path | str) -> None:
-        """Remove this earlier output at commit (its new version failed or is not written)."""
-        self._discard.add(Path(os.path.abspath(final)))
-
-    def keep(self, final: Path | str) -> None:
-        self._discard.discard(Path(os.path.abspath(final)))
-
     # -------------------------------------------------------------- finishing
-    def commit(self) -> list[Path]:
-        """Move every staged output into place (renames, signals held until done) and remove the
-        discarded ones; returns the outputs moved. Staging stays usable for a later commit."""
+    def commit(self, *, prune: bool = False) -> list[Path]:
+        """Move every staged output into place (renames; SIGINT/SIGTERM held until done); with ``prune``
+        remove the planned outputs that were not staged. Returns the outputs moved; the staging area stays
+        usable for a later commit."""
         moved = []
         with _signals_deferred():
-            for final in list(self._outputs):
+            for final in self._outputs:
                 src = self.staged(final)
                 if src.exists() or src.is_symlink():
                     if final.is_symlink():
                         final.unlink()  # replace the link itself, never its target
                     move_into_place(src, final)
                     moved.append(final)
-                    self._discard.discard(final)
-            for final in self._discard:
-                if final.exists() or final.is_symlink():
+                elif prune and (final.exists() or final.is_symlink()):
                     remove_path(final)
-            self._discard.clear()
         return moved
 
     def abort(self) -> None:
