@@ -12,8 +12,8 @@ import logging
 import os
 import shutil
 import time
-import zipfile
 import traceback
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,8 +325,6 @@ def _resolve_device(device: str) -> str:
 
 def export_handle(handle: ModelHandle, config: ExportConfig) -> ExportResult:
     """Export ``handle`` to every format in ``config`` and validate each against the source."""
-    from edgeport.reporting import write_outputs
-
     outdir = Path(config.outdir)
     if config.calibration_inputs is not None:
         handle.calibration_inputs = _feeds_file_reader(handle, Path(config.calibration_inputs), "--calibration-inputs")

@@ -30,7 +30,7 @@ class Gate:
             v = getattr(self, f.name)
             if isinstance(v, bool) or v is None:
                 continue
-            if v < 0 or v != v:
+            if not v >= 0:
                 raise ConfigError(f"gate {f.name} must be >= 0, got {v}")
             if f.name.startswith("min_") and v > 1:
                 raise ConfigError(f"gate {f.name} is a fraction in [0, 1], got {v}: no artifact can meet it")
