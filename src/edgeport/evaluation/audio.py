@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import ConfigError, DataError, SourceError
-from edgeport.evaluation.evaluate import EvaluationResult, evaluate_runner
+from edgeport.evaluation.evaluate import (
+    EvaluationResult,
+    NothingToEvaluate,
+    evaluate_runner,
+)
 from edgeport.evaluation.pooling import DEFAULT_LME_SHARPNESS, POOLINGS
 from edgeport.runtimes.base import Runner
 
@@ -179,6 +183,11 @@ def evaluate_audio_artifact(
                   "chunk_duration_s": cfg.chunk_duration, "overlap_s": overlap, "sample_rate": cfg.sample_rate,
                   "fixed_batch": runner.fixed_batch, **(info or {})},
         )
+    except NothingToEvaluate:
+        if not skipped:
+            raise
+        raise DataError(f"none of the {len(ds)} audio files under {test_dir} could be decoded ({len(skipped)} "
+                        f"unreadable, e.g. {Path(skipped[0][0]).name}: {skipped[0][1]}): check the files") from None
     finally:
         if executor is not None:
             executor.shutdown()
