@@ -232,9 +232,10 @@ def read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise SourceError(f"{flag} file not found: {path}" if not path.exists() else f"{flag} {path} is not a file")
     try:
-        with np.load(path) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("it holds one array, not named arrays (save it with np.savez)")
+        data = np.load(path)
+        if not hasattr(data, "files"):
+            raise ValueError("it holds one array, not named arrays: save one array per input with np.savez")
+        with data:
             feeds = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise SourceError(f"{flag} {path} is not a readable .npz file ({str(e).splitlines()[0] if str(e) else e})"

@@ -226,20 +226,22 @@ class OutputPlan:
         self.force = force
         self.what = what
         self.hint = hint
-        self._outputs: dict[Path, Path] = {}     # final -> staged path before the staging area exists
-        self._areas: dict[Path, Path] = {}        # folder -> its staging folder of this run
+        self._outputs: list[Path] = []            # final paths, in the order they were planned
+        self._areas: dict[Path, Path] = {}        # folder -> its staging folder of this run (made on first use)
+        self._created: list[Path] = []            # output folders this run created (removed again if empty)
 
     # -------------------------------------------------------------- planning
-    def add(self, final: Path | str) -> Path:
+    def add(self, final: Path | str) -> None:
         final = Path(os.path.abspath(final))
         if final not in self._outputs:
-            self._outputs[final] = Path(final.parent / STAGING / "?" / final.name)  # area made in check()
-        return self.staged(final)
+            self._outputs.append(final)
 
     def staged(self, final: Path | str) -> Path:
+        """Where to write the planned output ``final`` (its folder's staging area is made on first use)."""
         final = Path(os.path.abspath(final))
-        area = self._areas.get(final.parent)
-        return (area / final.name) if area is not None else self._outputs[final]
+        if final not in self._outputs:
+            raise KeyError(f"{final} is not a planned output")
+        return self._area(final.parent) / final.name
 
     @property
     def finals(self) -> list[Path]:
@@ -271,8 +273,6 @@ class OutputPlan:
             shown = ", ".join(p.name for p in there[:4]) + (", ..." if len(there) > 4 else "")
             what = "symlinks (never followed)" if links and len(links) == len(there) else self.what
             raise ConfigError(f"{there[0].parent} holds {what} ({shown}); {self.hint}")
-        for folder in dict.fromkeys(p.parent for p in self._outputs):
-            self._area(folder)
 
     def _area(self, folder: Path) -> Path:
         from edgeport.errors import ConfigError
@@ -280,7 +280,9 @@ class OutputPlan:
         if folder in self._areas:
             return self._areas[folder]
         try:
+            missing = [p for p in (folder, *folder.parents) if not p.exists()]
             folder.mkdir(parents=True, exist_ok=True)
+            self._created.extend(missing)
             clean_stale_staging(folder)
             root = folder / STAGING
             if root.is_symlink():
@@ -320,12 +322,17 @@ class OutputPlan:
         return moved
 
     def abort(self) -> None:
+        """Remove this run's staging (and the output folders it created, when still empty)."""
         for area in self._areas.values():
             shutil.rmtree(area, ignore_errors=True)
             _LIVE.discard(area.name)
             with contextlib.suppress(OSError):
                 area.parent.rmdir()
         self._areas.clear()
+        for folder in self._created:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self._created.clear()
 
     def close(self) -> None:
         self.abort()
