@@ -178,7 +178,7 @@ def _copy_class(new: str) -> Callable[[Ctx], None]:
     def setup(ctx: Ctx) -> None:
         import shutil
 
-        first = sorted(d for d in ctx.data.iterdir() if d.is_dir() and d.name != "noise")[0]
+        first = min(d for d in ctx.data.iterdir() if d.is_dir() and d.name != "noise")
         shutil.copytree(first, ctx.data / new)
     return setup
 
@@ -203,7 +203,10 @@ def _only_noise(ctx: Ctx) -> None:
 
 def _eval_artifact(ctx: Ctx) -> None:
     """An artifact file (never opened by these cases) and its model config, naming the audio folder's classes."""
-    from edgeport.families.audio.model_config import AudioModelConfig, write_model_config
+    from edgeport.families.audio.model_config import (
+        AudioModelConfig,
+        write_model_config,
+    )
 
     classes = tuple(sorted(d.name for d in ctx.data.iterdir() if d.is_dir() and d.name != "noise"))
     write_model_config(AudioModelConfig(sample_rate=16000, chunk_duration=0.5, spec_width=32, fft_length=256,

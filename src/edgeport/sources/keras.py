@@ -25,7 +25,6 @@ def load_keras(source, *, model_config: str | Path | None = None, trust_source: 
     """Load ``X.keras`` (+ ``X_model_config.json`` when present or given) into a ModelHandle."""
     from edgeport.families.audio.model_config import config_path_for, read_model_config
     from edgeport.runtimes.keras import KerasRunner
-
     from edgeport.sources.base import check_model_file
 
     path = Path(source)
