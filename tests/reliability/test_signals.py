@@ -44,7 +44,7 @@ def test_signal(case, tmp_path, request, capsys):
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "tests.reliability._driver", case.point, case.signal,
                            *[ctx.fmt(a) for a in case.argv]], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, check=False)
 
     assert proc.returncode == case.code, proc.stderr[-3000:]
     if case.signal == "SIGINT":
@@ -61,7 +61,9 @@ def test_signal(case, tmp_path, request, capsys):
         rel = str(out.relative_to(tmp_path))
         names = sorted(p.name for p in out.iterdir() if p.name != STAGING)
         assert names == sorted(case.outputs)
-        strip = lambda s: {k: v for k, v in s.items() if not (k == rel or k.startswith(rel + "/"))}  # noqa: E731
+        def strip(snap):
+            return {k: v for k, v in snap.items() if not (k == rel or k.startswith(rel + "/"))}
+
         assert strip(after) == strip(before)
     if case.signal == "SIGKILL" and out.exists():
         clean_stale_staging(out)  # what the next run writing there does first

@@ -36,3 +36,13 @@ def test_the_strict_reader_refuses_bare_nan(tmp_path):
     (tmp_path / "bad.json").write_text('{"a": NaN}')
     with pytest.raises(ValueError, match="NaN"):
         strict_load(tmp_path / "bad.json")
+
+
+def test_docs_list_every_case():
+    from pathlib import Path
+
+    from tests.reliability.cases import CASES, SIGNAL_CASES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    missing = [c.id for c in [*CASES, *SIGNAL_CASES] if f"| {c.id} |" not in doc]
+    assert not missing, f"docs/reliability.md lacks {missing}: run python tools/reliability_table.py"
