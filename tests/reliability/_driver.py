@@ -15,7 +15,7 @@ import sys
 #: point -> (module, attribute (Class.method allowed), when, nth call)
 POINTS = {
     "export.source_loaded": ("edgeport.export", "_export_one", "before", 1),
-    "export.savedmodel": ("edgeport.exporters.saved_model", "export", "after", 1),
+    "export.savedmodel": ("edgeport.exporters._onnx2tf_compat", "convert", "before", 1),  # ONNX -> TF step
     "export.validate": ("edgeport.export", "open_runner", "before", 1),
     "export.second_format": ("edgeport.export", "_export_one", "before", 2),
     "export.reports": ("edgeport.reporting.html", "write_report", "before", 1),

@@ -564,7 +564,7 @@ class SignalCase:
 
 
 SIGNAL_CASES: list[SignalCase] = [
-    SignalCase("export SIGKILL after the SavedModel is written", "export.savedmodel", "SIGKILL",
+    SignalCase("export SIGKILL during the SavedModel step", "export.savedmodel", "SIGKILL",
                (*EG[:3], "tf", "--outdir", "{out}", "--force"), "geo", setup=_real_export(), code=-9,
                what_is_left="the earlier set, whole; no edgeport-* folder in $TMPDIR; the next run removes the "
                             "killed run's .edgeport-tmp"),

@@ -11,6 +11,7 @@ import pytest
 
 from edgeport.fileio import STAGING
 from tests.reliability.cases import CASES, Ctx
+from tests._support.strict_json import strict_load_all
 from tests.reliability.conftest import one_line, snapshot
 
 
@@ -62,6 +63,7 @@ def test_case(case, tmp_path, request, capsys, monkeypatch, caplog):
         assert sorted(p.name for p in out.iterdir()) == sorted(case.outputs)  # hidden staging included: none
         assert not (out / STAGING).exists()
         assert _without(after, rel) == _without(before, rel)  # nothing else touched (sources, outside files)
+        strict_load_all(out)  # what was written is standard JSON
     if case.check is not None:
         case.check(ctx)
 

@@ -27,6 +27,7 @@ def demo_train_config(data: Path, checkpoint: Path, *, seed: int = 0, num_worker
           "chunk_duration": 2.0, "spec_width": 128, "num_mels": 32, "fft_length": 256, "alpha": 0.5,
           "embeddings_size": 128, "dropout": 0.2, "epochs": 40, "learning_rate": 3e-3, "batch_size": 32,
           "max_chunks_per_file": 2, "seed": seed, "progress": False,
+          "force": True,  # the demo's own folder: `edgeport demo` refuses a non-empty --outdir without --force
           "num_workers": min(2, default_num_workers()) if num_workers is None else num_workers}
     kw.update(overrides)
     return TrainConfig(**kw)
