@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.reliability.cases import CASES, KINDS, SIGNAL_CASES  # noqa: E402
+from tests.reliability.cases import CASES, KINDS, SIGNAL_CASES
 
 
 def _left(c) -> str:

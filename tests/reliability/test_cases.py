@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from edgeport.fileio import STAGING
-from tests.reliability.cases import CASES, Ctx
 from tests._support.strict_json import strict_load_all
+from tests.reliability.cases import CASES, Ctx
 from tests.reliability.conftest import one_line, snapshot
 
 
