@@ -64,6 +64,10 @@ def test_demo_audio_step_exports_and_evaluates_every_format(step_inputs, tmp_pat
     step = convert_and_evaluate_audio(model, train_dir, test_dir, tmp_path / "audio", plots=False,
                                       benchmark_latency=False)
     printed = capsys.readouterr().out
+    from tests._support.strict_json import strict_load_all
+
+    parsed = strict_load_all(tmp_path / "audio")  # every JSON the step wrote is standard JSON (no bare NaN)
+    assert {"manifest.json", "validation.json", "summary.json", "keras.json"} <= {f.name for f in parsed}
 
     assert [a.format for a in step.export.artifacts] == list(AUDIO_FORMATS)
     assert [r.format for r in step.rows] == ["keras", *AUDIO_FORMATS]
@@ -97,10 +101,6 @@ def test_demo_audio_step_exports_and_evaluates_every_format(step_inputs, tmp_pat
         report = json.loads((out / "evaluation" / f"{fmt}.json").read_text())
         assert report["summary"]["roc_auc_macro"] == pytest.approx(step.row(fmt).roc_auc)
     manifest = json.loads((out / "exports" / "manifest.json").read_text())
-    from tests._support.strict_json import strict_load_all
-
-    parsed = strict_load_all(out)  # every JSON the step wrote is standard JSON (no bare NaN / Infinity)
-    assert {"manifest.json", "validation.json", "summary.json", "keras.json"} <= {f.name for f in parsed}
     assert manifest["calibration"]["rows"] > 0  # calibrated on the train folder, as `edgeport export --data-path-train`
     assert [a["status"] for a in manifest["artifacts"]] == [a.status for a in step.export.artifacts]
 
