@@ -1,8 +1,9 @@
 """The export pipeline: source handle -> every requested format -> run in its runtime -> compared -> kept.
 
-Each artifact is written under a temporary name, run on the reference inputs in its real runtime,
-compared with the source model by the one comparator, and only then moved to its final name (or to
-``<name>.failed.<ext>`` when it misses its gate). One format failing never stops the others.
+Each artifact is written in the output folder's staging area (``fileio.OutputPlan``), run on the
+reference inputs in its real runtime, compared with the source model by the one comparator, and kept under
+its final name (or ``<name>.failed.<ext>`` when it misses its gate). One format failing never stops the
+others. Every output is named and checked before work; all of them move into place together at the end.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 import traceback
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from edgeport.errors import ConfigError, EdgeportError, SourceError, UnsupportedFormatError
 from edgeport.exporters import FORMATS, ExportOptions, FormatSpec, get_exporter
-from edgeport.fileio import atomic_save_npz, atomic_write_bytes, move_into_place, path_size, remove_path, sha256_path
+from edgeport.fileio import OutputPlan, atomic_save_npz, path_size, remove_path, sha256_path
 from edgeport.runtimes import open_runner, runner_class
 from edgeport.sources.base import Feeds, ModelHandle
 from edgeport.validation import Comparison, compare, gate_for
@@ -201,26 +202,107 @@ def _save_golden(path: Path, model_name: str, reference: dict, got: dict, tol: f
     atomic_save_npz(path, **arrays)
 
 
-def _earlier_outputs(outdir: Path, handle: ModelHandle, specs: list[FormatSpec]) -> list[str]:
-    if not outdir.exists():
-        return []
-    if not outdir.is_dir():
+def _copied_files(outdir: Path, handle: ModelHandle) -> list[tuple[Path, Path]]:
+    """(source, destination) of the side files copied beside the artifacts; none when they are the same
+    file (``--outdir`` is the source's folder)."""
+    pairs = []
+    for src, name in ((handle.labels_file, "labels.txt"),
+                      (handle.license_file, handle.license_file.name if handle.license_file else "")):
+        if src is None:
+            continue
+        dst = outdir / name
+        if dst.exists() and os.path.samefile(src, dst):
+            continue
+        pairs.append((Path(src), dst))
+    return pairs
+
+
+def check_labels(handle: ModelHandle) -> None:
+    """The labels file beside the model: UTF-8 text with one name per output of the model."""
+    f = handle.labels_file
+    if f is None:
+        return
+    try:
+        lines = [ln for ln in Path(f).read_bytes().decode("utf-8").splitlines() if ln.strip()]
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{f} is not UTF-8 text (byte {e.start}): save it as UTF-8, one label per line") from None
+    except OSError as e:
+        raise SourceError(f"cannot read {f} ({e.strerror})") from None
+    widths = {t.name: t.shape[-1] for t in handle.outputs if len(t.shape) == 2}
+    if widths and len(lines) not in widths.values():
+        raise SourceError(f"{f} lists {len(lines)} labels but the model's outputs have "
+                          f"{', '.join(f'{n}: {w}' for n, w in widths.items())} values per row: give the labels "
+                          "file that belongs to this model")
+
+
+def apply_license(handle: ModelHandle, config: ExportConfig) -> None:
+    """``--license FILE`` replaces the licence found beside the source (or the factory's module)."""
+    if config.license_file is not None:
+        lic = Path(config.license_file)
+        if not lic.is_file():
+            raise SourceError(f"--license {lic}: no such file; give the model's licence text file")
+        handle.license_file = lic
+
+
+def check_before_work(handle: ModelHandle, config: ExportConfig, formats: Sequence[str] | None = None) -> None:
+    """Every check that needs the loaded model but no work: labels, gate names and values, the output
+    folder (writable, no earlier outputs without --force). Run before building calibration data."""
+    apply_license(handle, config)
+    check_labels(handle)
+    from edgeport.validation.gates import check_gate_overrides
+
+    check_gate_overrides(config.gate_overrides)
+    specs = resolve_formats(formats or config.formats, handle, calibration_available=True)
+    with plan_outputs(Path(config.outdir), handle, specs, config.force):
+        pass
+
+
+def plan_outputs(outdir: Path, handle: ModelHandle, specs: list[FormatSpec], force: bool) -> OutputPlan:
+    """Every file this export may write (artifact, failed artifact and golden vectors of each format, the
+    reports, the copied labels and licence), checked before work: existing ones need ``--force``."""
+    if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"--outdir {outdir} is a file; choose a directory")
-    ours = {MANIFEST, VALIDATION, REPORT, golden_reference_name(handle.name)}
+    plan = OutputPlan(force=force, what="earlier exports",
+                      hint="pass --force to replace them or choose another --outdir")
     for f in specs:
-        ours |= {f.artifact_name(handle.name), f.failed_name(handle.name), golden_name(f, handle.name)}
-    return sorted(p.name for p in outdir.iterdir() if p.name in ours)
+        for failed in (False, True):
+            plan.add(outdir / (f.failed_name(handle.name) if failed else f.artifact_name(handle.name)))
+            plan.add(outdir / golden_name(f, handle.name, failed=failed))
+    for name in (VALIDATION, MANIFEST, REPORT, golden_reference_name(handle.name)):
+        plan.add(outdir / name)
+    for _, dst in _copied_files(outdir, handle):
+        plan.add(dst)
+    plan.check()
+    return plan
+
+
+def read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` of numbers (no pickles, no strings); one clear line otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{flag} file not found: {path}" if not path.exists() else f"{flag} {path} is not a file")
+    try:
+        data = np.load(path)
+        if not hasattr(data, "files"):
+            raise ValueError("it holds one array, not named arrays: save one array per input with np.savez")
+        with data:
+            feeds = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise SourceError(f"{flag} {path} is not a readable .npz file ({str(e).splitlines()[0] if str(e) else e})"
+                          ) from None
+    bad = {k: str(v.dtype) for k, v in feeds.items() if v.dtype.kind not in "biuf"}
+    if bad:
+        raise SourceError(f"{flag} {path} holds non-numeric arrays {bad}; give float or integer arrays, one per "
+                          "model input")
+    empty = [k for k, v in feeds.items() if v.ndim == 0 or v.shape[0] == 0]
+    if empty:
+        raise SourceError(f"{flag} {path}: array(s) {empty} have no rows")
+    return feeds
 
 
 def load_feeds(handle: ModelHandle, path: Path, flag: str) -> Feeds:
     """An ``.npz`` with one array per model input name, cast to the input dtypes."""
-    if not path.exists():
-        raise SourceError(f"{flag} file not found: {path}")
-    try:
-        with np.load(path) as data:
-            feeds = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise SourceError(f"{flag} {path} is not a readable .npz file ({e})") from None
+    feeds = read_npz(path, flag)
     missing = [n for n in handle.input_names if n not in feeds]
     if missing:
         raise SourceError(f"{flag} {path} lacks input array(s) {missing}; it holds {sorted(feeds)}")
@@ -294,24 +376,30 @@ def _resolve_device(device: str) -> str:
 
 def export_handle(handle: ModelHandle, config: ExportConfig) -> ExportResult:
     """Export ``handle`` to every format in ``config`` and validate each against the source."""
-    from edgeport.reporting import write_outputs
-
     outdir = Path(config.outdir)
-    if config.license_file is not None:
-        lic = Path(config.license_file)
-        if not lic.is_file():
-            raise SourceError(f"--license {lic}: no such file; give the model's licence text file")
-        handle.license_file = lic
+    apply_license(handle, config)
     if config.calibration_inputs is not None:
         handle.calibration_inputs = _feeds_file_reader(handle, Path(config.calibration_inputs), "--calibration-inputs")
     specs = resolve_formats(config.formats, handle, calibration_available=handle.calibration_inputs is not None)
-    earlier = _earlier_outputs(outdir, handle, specs)
-    if earlier and not config.force:
-        raise ConfigError(
-            f"{outdir} holds earlier exports ({', '.join(earlier[:4])}{', ...' if len(earlier) > 4 else ''}); "
-            "pass --force to replace them or choose another --outdir"
-        )
-    outdir.mkdir(parents=True, exist_ok=True)
+    check_labels(handle)
+    for fmt in specs:  # a --gate naming a metric this format does not have fails here, before work
+        gate_for(fmt.name, tol=config.tol, fp16_io=config.fp16_io, overrides=config.gate_overrides)
+    ignored = sorted(set(config.gate_overrides) - {f.name for f in specs})
+    if ignored:
+        log.warning("--gate for %s: not among the formats of this export (%s)", ", ".join(ignored),
+                    ", ".join(f.name for f in specs))
+    with plan_outputs(outdir, handle, specs, config.force) as plan:
+        handle.scratch_dir = plan.work_dir(outdir, "edgeport-source-")
+        result = _export_planned(handle, config, specs, outdir, plan)
+        plan.commit(prune=True)  # a format whose new artifact failed loses its earlier passing one
+    result.files = {k: outdir / v for k, v in (("manifest", MANIFEST), ("validation", VALIDATION), ("report", REPORT))}
+    return result
+
+
+def _export_planned(handle: ModelHandle, config: ExportConfig, specs: list[FormatSpec], outdir: Path,
+                    plan: OutputPlan) -> ExportResult:
+    from edgeport.reporting import write_outputs
+
     device = _resolve_device(config.device)
     if any(f.needs_calibration for f in specs):
         handle.notes["calibration"] = calibration_summary(
@@ -341,7 +429,7 @@ def export_handle(handle: ModelHandle, config: ExportConfig) -> ExportResult:
     results = []
     for i, fmt in enumerate(specs, 1):
         log.info("[%d/%d] %s ...", i, len(specs), fmt.name)
-        res = _export_one(handle, fmt, config, outdir, refs)
+        res = _export_one(handle, fmt, config, outdir, refs, plan)
         results.append(res)
         shown = res.status.upper() if res.status != "error" else f"ERROR: {res.error}"
         log.info("[%d/%d] %s: %s", i, len(specs), fmt.name, shown)
@@ -349,17 +437,16 @@ def export_handle(handle: ModelHandle, config: ExportConfig) -> ExportResult:
     if any(r.golden is not None for r in results):
         _, feeds0, ref0 = refs[0]
         n = ref_summary["golden_rows"]
-        atomic_save_npz(outdir / ref_summary["golden_file"], **{f"input__{k}": v[:n] for k, v in feeds0.items()},
+        atomic_save_npz(plan.staged(outdir / ref_summary["golden_file"]),
+                        **{f"input__{k}": v[:n] for k, v in feeds0.items()},
                         **{f"reference__{k}": v[:n] for k, v in ref0.items()})
-    if handle.labels_file is not None:
-        atomic_write_bytes(outdir / "labels.txt", Path(handle.labels_file).read_bytes())
-    if handle.license_file is not None:  # a new file replaces whatever is there, never writes through a symlink
-        atomic_write_bytes(outdir / handle.license_file.name, Path(handle.license_file).read_bytes())
-    else:
+    for src, dst in _copied_files(outdir, handle):  # staged copies: a symlink in the folder is replaced, never followed
+        shutil.copyfile(src, plan.staged(dst))
+    if handle.license_file is None:
         log.warning("this export has no licence file: pass --license FILE (or put MODEL_LICENSE.txt beside the "
                     "checkpoint or the factory's module) so that users know the terms of the weights")
     result = ExportResult(outdir=outdir, handle=handle, artifacts=results, reference_summary=ref_summary)
-    write_outputs(result, config)
+    write_outputs(result, config, into=plan.staged(outdir / MANIFEST).parent)
     return result
 
 
@@ -369,13 +456,13 @@ def _export_one(
     config: ExportConfig,
     outdir: Path,
     refs: list[tuple[int, Feeds, dict[str, np.ndarray]]],
+    plan: OutputPlan,
 ) -> ArtifactResult:
     res = ArtifactResult(format=fmt.name, status="error")
     final = outdir / fmt.artifact_name(handle.name)
     failed_path = outdir / fmt.failed_name(handle.name)
-    tmp = outdir / f".tmp-{os.getpid()}-{fmt.artifact_name(handle.name)}"
-    remove_path(tmp)
-    work = Path(tempfile.mkdtemp(prefix=f"edgeport-{fmt.name}-"))
+    tmp = plan.staged(final)  # staged under its final name; moved into place with the rest at the end
+    work = plan.work_dir(outdir, f"edgeport-{fmt.name}-")  # inside the staging area: a kill leaves no litter
     try:
         options = _replace_work_dir(config.options, work, config)
         t0 = time.perf_counter()
@@ -411,23 +498,25 @@ def _export_one(
 
         res.status = "passed" if res.comparison.passed else "failed"
         dest = final if res.passed else failed_path
-        move_into_place(tmp, dest)
+        if dest != final:
+            os.replace(tmp, plan.staged(dest))
         res.path = dest
-        res.size_bytes = path_size(dest)
-        res.sha256 = sha256_path(dest)
+        res.size_bytes = path_size(plan.staged(dest))
+        res.sha256 = sha256_path(plan.staged(dest))
         golden = outdir / golden_name(fmt, handle.name, failed=not res.passed)
-        _save_golden(golden, handle.name, refs[0][2], golden_out, gate.max_abs_diff or config.tol,
+        _save_golden(plan.staged(golden), handle.name, refs[0][2], golden_out, gate.max_abs_diff or config.tol,
                      config.golden_rows)
         res.golden = golden
     except EdgeportError as e:
         res.status, res.error = "error", str(e)
+        _unstage(plan, outdir, fmt, handle.name)
     except Exception as e:  # noqa: BLE001 - one format failing must not stop the others; reported in full
         res.status = "error"
         res.error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         res.notes["traceback"] = traceback.format_exc(limit=8)
         log.debug("%s failed", fmt.name, exc_info=True)
+        _unstage(plan, outdir, fmt, handle.name)
     finally:
-        remove_path(tmp)
         shutil.rmtree(work, ignore_errors=True)
     return res
 
@@ -465,6 +554,13 @@ def _check_resized(runner, ref, gate, cmp: Comparison) -> dict:
         if not c.passed:
             cmp.problems.append(f"at batch {b} through resize_tensor_input: " + "; ".join(c.failures))
     return checks
+
+
+def _unstage(plan: OutputPlan, outdir: Path, fmt: FormatSpec, name: str) -> None:
+    """Drop whatever a format that errored staged (its earlier files are pruned at commit)."""
+    for failed in (False, True):
+        remove_path(plan.staged(outdir / (fmt.failed_name(name) if failed else fmt.artifact_name(name))))
+        remove_path(plan.staged(outdir / golden_name(fmt, name, failed=failed)))
 
 
 def _replace_work_dir(options: ExportOptions, work: Path, config: ExportConfig) -> ExportOptions:

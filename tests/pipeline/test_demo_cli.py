@@ -64,6 +64,10 @@ def test_demo_audio_step_exports_and_evaluates_every_format(step_inputs, tmp_pat
     step = convert_and_evaluate_audio(model, train_dir, test_dir, tmp_path / "audio", plots=False,
                                       benchmark_latency=False)
     printed = capsys.readouterr().out
+    from tests._support.strict_json import strict_load_all
+
+    parsed = strict_load_all(tmp_path / "audio")  # every JSON the step wrote is standard JSON (no bare NaN)
+    assert {"manifest.json", "validation.json", "summary.json", "keras.json"} <= {f.name for f in parsed}
 
     assert [a.format for a in step.export.artifacts] == list(AUDIO_FORMATS)
     assert [r.format for r in step.rows] == ["keras", *AUDIO_FORMATS]

@@ -55,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--outdir", default="evaluation", help="folder for the JSON, CSVs, plots and HTML report")
     o.add_argument("--stem", default="evaluation", help="file name prefix of the outputs")
     o.add_argument("--report-json", default=None, help="also write the JSON report to this path")
+    o.add_argument("--force", action="store_true", help="replace earlier reports of the same --stem in --outdir")
     o.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
     o.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -102,10 +103,9 @@ def summary_lines(result) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edgeport.errors import ConfigError
-    from edgeport.evaluation.audio import evaluate_audio_artifact
-    from edgeport.evaluation.report import write_reports
-    from edgeport.fileio import atomic_write_json
+    from edgeport.errors import ConfigError, SourceError
+    from edgeport.evaluation.audio import check_options
+    from edgeport.evaluation.report import plan_reports
 
     if args.artifact and args.checkpoint and args.artifact != args.checkpoint:
         raise ConfigError(f"two artifacts given ('{args.artifact}' and --checkpoint-path '{args.checkpoint}'); "
@@ -113,6 +113,24 @@ def run(args: argparse.Namespace) -> int:
     artifact = args.artifact or args.checkpoint
     if artifact is None:
         raise ConfigError("no artifact given: edgeport evaluate ARTIFACT --data-path-test DIR")
+    check_options(pooling=args.pooling, sharpness=args.lme_sharpness, threshold=args.threshold,
+                  batch_size=args.batch_size, n_boot=args.n_boot, ci=args.ci, max_duration=args.max_duration,
+                  max_files_per_class=args.max_samples, num_workers=args.num_workers, threads=args.threads,
+                  overlap=args.overlap)
+    if not Path(artifact).exists():
+        raise SourceError(f"Artifact not found: {artifact}")
+    extra = (Path(args.report_json),) if args.report_json else ()
+    with plan_reports(Path(args.outdir), stem=args.stem, force=args.force, extra=extra) as plan:
+        return _evaluate_and_write(args, artifact, plan)
+
+
+def _evaluate_and_write(args: argparse.Namespace, artifact, plan) -> int:
+    from pathlib import Path
+
+    from edgeport.evaluation.audio import evaluate_audio_artifact
+    from edgeport.evaluation.report import write_reports
+    from edgeport.fileio import atomic_write_json
+
     result = evaluate_audio_artifact(
         artifact, args.data_path_test, model_config=args.model_config, overlap=args.overlap, pooling=args.pooling,
         sharpness=args.lme_sharpness, threshold=args.threshold, batch_size=args.batch_size,
@@ -122,9 +140,10 @@ def run(args: argparse.Namespace) -> int:
         max_files_per_class=args.max_samples, num_workers=args.num_workers, trust_source=args.trust_source,
         threads=args.threads, progress=args.progress, info={"command_line": " ".join(["edgeport", *sys.argv[1:]])},
     )
-    paths = write_reports(result, Path(args.outdir), stem=args.stem, plots=args.plots)
+    paths = write_reports(result, Path(args.outdir), stem=args.stem, plots=args.plots, plan=plan)
     if args.report_json:
-        atomic_write_json(Path(args.report_json), result.to_dict())
+        atomic_write_json(plan.staged(Path(args.report_json)), result.to_dict())
+    plan.commit(prune=True)  # a rerun with --no-plots drops the earlier plots of this stem
     print("\n".join(summary_lines(result)))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

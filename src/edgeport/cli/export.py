@@ -111,64 +111,98 @@ def _formats(args: argparse.Namespace, framework: str) -> tuple[str, ...]:
     return tuple(formats)
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """Ranges and files of the flags, before any model is loaded (one line, exit 2)."""
+    from edgeport.errors import ConfigError
+    from edgeport.export import read_npz
+
+    for flag, value, low in (("--validate-samples", args.validate_samples, 1), ("--num-samples", args.num_samples, 1),
+                             ("--calibration-samples", args.calibration_samples, 1),
+                             ("--reference-rows", args.reference_rows, 2), ("--batch-validate", args.batch_validate, 0),
+                             ("--tflite-batch", args.tflite_batch, 1), ("--opset", args.opset, 7)):
+        if value < low:
+            raise ConfigError(f"{flag} must be at least {low}, got {value}")
+    if not args.tol >= 0:
+        raise ConfigError(f"--tol must be >= 0, got {args.tol}")
+    if args.min_cosine_sim is not None and not 0.0 <= args.min_cosine_sim <= 1.0:
+        raise ConfigError(f"--min-cosine-sim is a cosine similarity gate in [0, 1], got {args.min_cosine_sim:g}")
+    for flag, path in (("--reference-inputs", args.reference_inputs), ("--calibration-inputs", args.calibration_inputs)):
+        if path is not None:
+            read_npz(path, flag)
+    if args.model_config is not None and not Path(args.model_config).is_file():
+        raise ConfigError(f"--model-config file not found: {args.model_config}")
+    if args.data_path_train is not None and not Path(args.data_path_train).is_dir():
+        raise ConfigError(f"--data-path-train {args.data_path_train} is not a folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from edgeport.errors import ConfigError
-    from edgeport.export import ExportConfig, export_handle
+    from edgeport.export import ExportConfig, check_before_work, export_handle
     from edgeport.exporters import ExportOptions
+    from edgeport.fileio import OutputPlan
     from edgeport.reporting import format_table
     from edgeport.sources import load_source
     from edgeport.sources.torch import parse_input_shapes
-    from edgeport.validation.gates import parse_gate_overrides
+    from edgeport.validation.gates import check_gate_overrides, parse_gate_overrides
 
     source = resolve_source(args, DEFAULT_CHECKPOINT)
     outdir, name = _output_path(args)
+    check_flags(args)
     gates = parse_gate_overrides(args.gate)
     if args.min_cosine_sim is not None:
         gates.setdefault("tflite_int8_full", {})["min_cosine"] = args.min_cosine_sim
-    handle = load_source(
-        source, factory=args.factory, wrapper=args.wrapper, trust_source=args.trust_source,
-        input_shapes=parse_input_shapes(args.input_shape), output_names=tuple(args.output_names or ()),
-        name=name, model_config=args.model_config,
-    )
-    formats = _formats(args, handle.framework)
-    keras_audio = handle.framework == "keras" and handle.family == "audio"
-    if keras_audio:
-        from edgeport.sources.keras import attach_audio_data
-
-        if args.data_path_train is None and args.calibration_inputs is None and "tflite_int8_full" in formats:
-            raise ConfigError("tflite_int8_full (--quantization ptq) needs calibration data: pass --data-path-train "
-                              "FOLDER (labelled audio), or use --quantization dynamic")
-        attach_audio_data(handle, args.data_path_train, num_samples=args.num_samples,
-                          validate_samples=args.validate_samples)
-    elif args.data_path_train is not None:
-        raise ConfigError("--data-path-train applies to audio models (.keras with its X_model_config.json)")
-    options = ExportOptions(
-        tol=args.tol, fp16_io=args.fp16_io, opset=args.opset, per_tensor=args.per_tensor,
-        calibration_samples=args.num_samples if keras_audio else args.calibration_samples,
-        calibration_method=args.calibration_method, tflite_batch=args.tflite_batch,
-        tflite_route=args.tflite_route,
-        extra={"float_frontend": args.float_frontend, "npu_check": args.npu_check, "int8_route": args.int8_route},
-    )
-    config = ExportConfig(
-        formats=formats, outdir=outdir, force=args.force, tol=args.tol,
-        fp16_io=args.fp16_io, device=args.device, reference_inputs=args.reference_inputs,
-        calibration_inputs=args.calibration_inputs,
-        reference_rows=args.validate_samples if keras_audio else args.reference_rows, seed=args.seed,
-        golden_rows=args.golden_rows, license_file=Path(args.license) if args.license else None,
-        batch_validate=args.batch_validate, gate_overrides=gates, options=options,
-        command_line=shlex.join(["edgeport", *sys.argv[1:]]),
-    )
-    result = export_handle(handle, config)
-    print(format_table(result.artifacts))
-    print(f"\nwrote {result.outdir}/ (manifest.json, validation.json, report.html)")
+    check_gate_overrides(gates, "--min-cosine-sim / --gate")
+    report_plan = OutputPlan(force=args.force, hint="pass --force to replace it or choose another --report-json")
     if args.report_json is not None:
-        from edgeport.fileio import atomic_write_json
+        report_plan.add(args.report_json)
+        report_plan.check()
+    with report_plan:
+        handle = load_source(
+            source, factory=args.factory, wrapper=args.wrapper, trust_source=args.trust_source,
+            input_shapes=parse_input_shapes(args.input_shape), output_names=tuple(args.output_names or ()),
+            name=name, model_config=args.model_config,
+        )
+        formats = _formats(args, handle.framework)
+        keras_audio = handle.framework == "keras" and handle.family == "audio"
+        options = ExportOptions(
+            tol=args.tol, fp16_io=args.fp16_io, opset=args.opset, per_tensor=args.per_tensor,
+            calibration_samples=args.num_samples if keras_audio else args.calibration_samples,
+            calibration_method=args.calibration_method, tflite_batch=args.tflite_batch,
+            tflite_route=args.tflite_route,
+            extra={"float_frontend": args.float_frontend, "npu_check": args.npu_check, "int8_route": args.int8_route},
+        )
+        config = ExportConfig(
+            formats=formats, outdir=outdir, force=args.force, tol=args.tol,
+            fp16_io=args.fp16_io, device=args.device, reference_inputs=args.reference_inputs,
+            calibration_inputs=args.calibration_inputs,
+            reference_rows=args.validate_samples if keras_audio else args.reference_rows, seed=args.seed,
+            golden_rows=args.golden_rows, license_file=Path(args.license) if args.license else None,
+            batch_validate=args.batch_validate, gate_overrides=gates, options=options,
+            command_line=shlex.join(["edgeport", *sys.argv[1:]]),
+        )
+        if keras_audio:
+            from edgeport.sources.keras import attach_audio_data
 
-        atomic_write_json(args.report_json, {
-            "source": str(handle.source_path) if handle.source_path else None,
-            "all_passed": result.passed,
-            "reference_inputs": result.reference_summary,
-            "calibration": handle.notes.get("calibration"),
-            "artifacts": [a.to_dict(result.outdir) for a in result.artifacts],
-        })
+            if args.data_path_train is None and args.calibration_inputs is None and "tflite_int8_full" in formats:
+                raise ConfigError("tflite_int8_full (--quantization ptq) needs calibration data: pass --data-path-train "
+                                  "FOLDER (labelled audio), or use --quantization dynamic")
+            check_before_work(handle, config)  # before the audio is read
+            attach_audio_data(handle, args.data_path_train, num_samples=args.num_samples,
+                              validate_samples=args.validate_samples)
+        elif args.data_path_train is not None:
+            raise ConfigError("--data-path-train applies to audio models (.keras with its X_model_config.json)")
+        result = export_handle(handle, config)
+        print(format_table(result.artifacts))
+        print(f"\nwrote {result.outdir}/ (manifest.json, validation.json, report.html)")
+        if args.report_json is not None:
+            from edgeport.fileio import atomic_write_json
+
+            atomic_write_json(report_plan.staged(args.report_json), {
+                "source": str(handle.source_path) if handle.source_path else None,
+                "all_passed": result.passed,
+                "reference_inputs": result.reference_summary,
+                "calibration": handle.notes.get("calibration"),
+                "artifacts": [a.to_dict(result.outdir) for a in result.artifacts],
+            })
+            report_plan.commit()
     return result.exit_code

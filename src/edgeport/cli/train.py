@@ -72,6 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("checkpoint and modes")
     r.add_argument("--checkpoint-path", default="checkpoints/best_model.keras", help="output .keras path")
     r.add_argument("--resume", action="store_true", help="continue from the checkpoint and its train state")
+    r.add_argument("--force", action="store_true",
+                   help="replace an existing checkpoint and its files (without it, or --resume, they are kept)")
     r.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning of the trained checkpoint")
     r.add_argument("--linear-probe", action="store_true",
                    help="freeze the checkpoint's backbone and train a new head on this folder's classes")

@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import ConfigError, DataError, SourceError
-from edgeport.evaluation.evaluate import EvaluationResult, evaluate_runner
+from edgeport.evaluation.evaluate import (
+    EvaluationResult,
+    NothingToEvaluate,
+    evaluate_runner,
+)
 from edgeport.evaluation.pooling import DEFAULT_LME_SHARPNESS, POOLINGS
 from edgeport.runtimes.base import Runner
 
@@ -122,6 +126,32 @@ def check_artifact_matches(runner, cfg, artifact: Path, cfg_source: str):
     return resolve(cfg, tuple(runner.inputs[0].shape[1:]), what=artifact.name, cfg_source=cfg_source)
 
 
+def check_options(*, pooling: str = "avg", sharpness: float = DEFAULT_LME_SHARPNESS, threshold: float = 0.5,
+                  batch_size: int = 64, n_boot: int = 1000, ci: float = 0.95, max_duration: float | None = None,
+                  max_files_per_class: int | None = None, num_workers: int = 0, threads: int | None = None,
+                  overlap: float = 0.0) -> None:
+    """Every option's range, before the artifact is opened or any audio read (ConfigError, exit 2)."""
+    POOLINGS.get(pooling)  # unknown -> ConfigError listing avg, max, lme
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"--threshold must be between 0 and 1, got {threshold}")
+    if not sharpness > 0:
+        raise ConfigError(f"--lme-sharpness must be a positive number, got {sharpness:g}")
+    if n_boot < 1:
+        raise ConfigError(f"--n-boot must be at least 1, got {n_boot}")
+    if not 0.0 < ci < 1.0:
+        raise ConfigError(f"--ci is a confidence level in (0, 1), e.g. 0.95; got {ci:g}")
+    if max_files_per_class is not None and max_files_per_class < 1:
+        raise ConfigError(f"--max-samples must be at least 1 (files per class), got {max_files_per_class}")
+    if max_duration is not None and not max_duration > 0:
+        raise ConfigError(f"--max-duration must be a positive number of seconds, got {max_duration:g}")
+    if num_workers < 0 or (threads is not None and threads < 1):
+        raise ConfigError("--num-workers must be >= 0 and --threads >= 1")
+    if not overlap >= 0:
+        raise ConfigError(f"--overlap must be at least 0, got {overlap:g}")
+
+
 def evaluate_audio_artifact(
     artifact: Path | str,
     test_dir: Path | str,
@@ -159,11 +189,9 @@ def evaluate_audio_artifact(
     from edgeport.families.audio.model_config import find_model_config
     from edgeport.runtimes import open_runner, runtime_for_path
 
-    POOLINGS.get(pooling)  # unknown -> ConfigError listing avg, max, lme
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-    if not 0.0 < threshold < 1.0:
-        raise ConfigError(f"--threshold must be between 0 and 1, got {threshold}")
+    check_options(pooling=pooling, sharpness=sharpness, threshold=threshold, batch_size=batch_size, n_boot=n_boot,
+                  ci=ci, max_duration=max_duration, max_files_per_class=max_files_per_class, num_workers=num_workers,
+                  threads=threads, overlap=overlap)
     artifact = Path(artifact)
     if not artifact.exists():
         raise SourceError(f"Artifact not found: {artifact}")
@@ -203,6 +231,11 @@ def evaluate_audio_artifact(
                   "chunk_duration_s": cfg.chunk_duration, "overlap_s": overlap, "sample_rate": cfg.sample_rate,
                   "fixed_batch": runner.fixed_batch, **(info or {})},
         )
+    except NothingToEvaluate:
+        if not skipped:
+            raise
+        raise DataError(f"none of the {len(ds)} audio files under {test_dir} could be decoded ({len(skipped)} "
+                        f"unreadable, e.g. {Path(skipped[0][0]).name}: {skipped[0][1]}): check the files") from None
     finally:
         if executor is not None:
             executor.shutdown()

@@ -74,6 +74,11 @@ class EvaluationResult:
         }
 
 
+
+class NothingToEvaluate(DataError):
+    """No file gave model inputs."""
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function without overflow (``0.5 * (1 + tanh(x / 2))``)."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
@@ -365,7 +370,7 @@ def evaluate_runner(
         by_index[idx] = s
     bar.close()
     if not ids:
-        raise DataError("nothing to evaluate: no files were given")
+        raise NothingToEvaluate("nothing to evaluate: no files were given")
     scores = [by_index[i] for i in range(len(ids))]
 
     latency: dict[str, Any] = {

@@ -259,27 +259,58 @@ def render_html(result: EvaluationResult, images: dict[str, bytes] | None = None
 # ---------------------------------------------------------------------------------------- write
 
 
-def write_reports(result: EvaluationResult, outdir: Path, *, stem: str = "evaluation", plots: bool = True) -> dict[str, Path]:
+def report_paths(outdir: Path, stem: str = "evaluation", plots: bool = True) -> dict[str, Path]:
+    """kind -> path of every file ``write_reports`` writes."""
+    paths = {k: Path(outdir) / v.format(stem=stem) for k, v in OUTPUT_FILES.items()}
+    if not plots:
+        paths.pop("confusion_png")
+        paths.pop("det_png")
+    return paths
+
+
+def plan_reports(outdir: Path, *, stem: str = "evaluation", force: bool = False, extra: tuple[Path, ...] = ()):
+    """The ``OutputPlan`` of an evaluation's files (and ``extra`` ones, e.g. --report-json), checked: an
+    output folder that is a file or cannot be written, earlier reports without ``force``."""
+    from edgeport.fileio import OutputPlan
+
+    plan = OutputPlan(force=force, what="earlier evaluation reports",
+                      hint="pass --force to replace them, or choose another --outdir or --stem")
+    for p in [*report_paths(outdir, stem).values(), *extra]:
+        plan.add(p)
+    plan.check()
+    return plan
+
+
+def write_reports(result: EvaluationResult, outdir: Path, *, stem: str = "evaluation", plots: bool = True,
+                  plan=None) -> dict[str, Path]:
     """Write every output into ``outdir`` (created if needed); returns kind -> path (see ``OUTPUT_FILES``).
-    ``plots=False`` skips the PNGs (and leaves them out of the HTML)."""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = {k: outdir / v.format(stem=stem) for k, v in OUTPUT_FILES.items()}
-    atomic_write_json(paths["json"], result.to_dict())
-    atomic_write_text(paths["chunks_csv"], chunk_predictions_csv(result))
-    atomic_write_text(paths["files_csv"], file_predictions_csv(result))
+    ``plots=False`` skips the PNGs (and leaves them out of the HTML). With ``plan`` (``plan_reports``) the
+    files are staged and moved into place together by the caller's ``plan.commit()``; without, each file
+    is replaced atomically."""
+    paths = report_paths(outdir, stem, plots)
+    dest = {k: (plan.staged(p) if plan is not None else p) for k, p in paths.items()}
+    Path(outdir).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(dest["json"], result.to_dict())
+    atomic_write_text(dest["chunks_csv"], chunk_predictions_csv(result))
+    atomic_write_text(dest["files_csv"], file_predictions_csv(result))
     images: dict[str, bytes] = {}
     if plots:
         images["Confusion matrix"] = confusion_png(result)
         images["DET curve"] = det_png(result)
-        atomic_write_bytes(paths["confusion_png"], images["Confusion matrix"])
-        atomic_write_bytes(paths["det_png"], images["DET curve"])
-    else:
-        paths.pop("confusion_png")
-        paths.pop("det_png")
-    atomic_write_text(paths["html"], render_html(result, images))
+        atomic_write_bytes(dest["confusion_png"], images["Confusion matrix"])
+        atomic_write_bytes(dest["det_png"], images["DET curve"])
+    atomic_write_text(dest["html"], render_html(result, images))
     return paths
 
 
-__all__ = ["OUTPUT_FILES", "chunk_predictions_csv", "confusion_png", "det_png", "file_predictions_csv",
-           "render_html", "write_reports"]
+__all__ = [
+    "OUTPUT_FILES",
+    "chunk_predictions_csv",
+    "confusion_png",
+    "det_png",
+    "file_predictions_csv",
+    "plan_reports",
+    "render_html",
+    "report_paths",
+    "write_reports",
+]

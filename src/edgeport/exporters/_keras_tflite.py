@@ -70,7 +70,7 @@ def converter(handle: ModelHandle, work_dir: Path | None = None):
     tf = _tf()
     d = getattr(handle, "_keras_saved_model", None)
     if d is None or not Path(d).is_dir():
-        d = Path(tempfile.mkdtemp(prefix="edgeport-keras-sm-"))
+        d = Path(tempfile.mkdtemp(prefix="edgeport-keras-sm-", dir=getattr(handle, "scratch_dir", None)))
         try:
             with _torch_compat.quiet():
                 _saved_model(handle, d / "sm")

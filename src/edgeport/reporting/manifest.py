@@ -63,11 +63,14 @@ def build_manifest(result, config) -> dict:
     }
 
 
-def write_outputs(result, config) -> None:
-    """validation.json, manifest.json and report.html, each written atomically."""
+def write_outputs(result, config, into=None) -> None:
+    """validation.json, manifest.json and report.html, each written atomically, into ``into`` (the export's
+    staging folder) or the export folder."""
+    from pathlib import Path
+
     from edgeport.reporting.html import write_report
 
-    out = result.outdir
+    out = Path(into) if into is not None else result.outdir
     validation = {
         "all_passed": result.passed,
         "reference_inputs": result.reference_summary,

@@ -77,10 +77,11 @@ class KerasRunner(Runner):
     @classmethod
     def open(cls, path: Path, *, trust_source: bool = False, **kwargs) -> KerasRunner:
         """Load a ``.keras`` file; safe mode (no arbitrary code) unless ``trust_source``."""
-        keras = _keras()
+        from edgeport.sources.base import check_model_file
+
         path = Path(path)
-        if not path.is_file():
-            raise SourceError(f"Keras model file not found: {path}")
+        check_model_file(path, "Keras model file", zip_member="config.json")
+        keras = _keras()
         _register_layers()
         try:
             model = keras.saving.load_model(str(path), safe_mode=not trust_source, compile=False)

@@ -63,3 +63,36 @@ class ModelHandle:
 
     def example_feeds(self, batch: int = 1) -> Feeds:
         return {t.name: t.example(batch) for t in self.inputs}
+
+
+def check_model_file(path: Path, what: str, *, zip_member: str | None = None, pickle_ok: bool = False) -> None:
+    """Before a framework reads ``path``: it exists, is a non-empty file, and is the container its kind
+    uses (a zip archive holding ``zip_member``; or a pickle when ``pickle_ok``). One clear line otherwise."""
+    import zipfile
+
+    from edgeport.errors import SourceError
+
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"{what} not found: {path}")
+    if not path.is_file():
+        raise SourceError(f"{path} is a directory; pass the model file inside it")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path} is empty (0 bytes): the file was not written completely; export or save it again")
+    if zip_member is None:
+        return
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if pickle_ok and head[:1] == b"\x80":
+        return
+    ok = False
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                ok = any(n == zip_member or n.endswith("/" + zip_member) for n in z.namelist())
+        except (zipfile.BadZipFile, OSError):
+            ok = False
+    if not ok:
+        kind = "a zip archive" + (" or a pickle" if pickle_ok else "")
+        raise SourceError(f"{path} is not a readable {what} ({kind} holding {zip_member} was expected; the file "
+                          "is damaged or of another kind)")

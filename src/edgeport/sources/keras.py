@@ -25,10 +25,10 @@ def load_keras(source, *, model_config: str | Path | None = None, trust_source: 
     """Load ``X.keras`` (+ ``X_model_config.json`` when present or given) into a ModelHandle."""
     from edgeport.families.audio.model_config import config_path_for, read_model_config
     from edgeport.runtimes.keras import KerasRunner
+    from edgeport.sources.base import check_model_file
 
     path = Path(source)
-    if not path.is_file():
-        raise SourceError(f"Keras model file not found: {path}")
+    check_model_file(path, "Keras model file", zip_member="config.json")
     cfg_path = Path(model_config) if model_config else config_path_for(path)
     if model_config and not cfg_path.is_file():
         raise SourceError(f"--model-config file not found: {cfg_path}")

@@ -224,6 +224,9 @@ def load_torch(
                 )
             model = _pt2_module(torch, ep)
         else:
+            from edgeport.sources.base import check_model_file
+
+            check_model_file(path, "PyTorch checkpoint", zip_member="data.pkl", pickle_ok=True)
             obj = _load_checkpoint(path, trust_source)
             if trust_source and isinstance(obj, torch.nn.Module):
                 model, specs_in, outs = obj, (), ()

@@ -72,6 +72,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None     # None: ceil(training files / batch size)
     seed: int = 42
     resume: bool = False
+    force: bool = False                    # replace an existing model and its files (else refused)
     qat: bool = False
     linear_probe: bool = False
     bn_recalibration_batches: int = 16
@@ -84,6 +85,14 @@ class TrainConfig:
             raise ConfigError(f"Unknown optimizer '{self.optimizer}'. Available: {list(OPTIMIZERS)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"Unknown loss '{self.loss}'. Available: {list(LOSSES)}")
+        if self.resume and self.force:
+            raise ConfigError("--resume continues the checkpoint's training and --force replaces it: pass one")
+        if not 0.0 <= self.val_split < 1.0:
+            raise ConfigError(f"--val-split must be in [0, 1), got {self.val_split}")
+        if not self.upsample_ratio >= 0:
+            raise ConfigError(f"--upsample-ratio must be >= 0, got {self.upsample_ratio}")
+        if self.patience <= 0 or self.max_duration <= 0 or self.chunk_duration <= 0 or self.sample_rate <= 0:
+            raise ConfigError("--patience, --max-duration, --chunk-duration and --sample-rate must be positive")
         if self.qat and self.linear_probe:
             raise ConfigError("--qat and --linear-probe are separate steps: run --linear-probe first, then --qat "
                               "on the probe model")

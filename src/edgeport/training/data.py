@@ -64,11 +64,12 @@ def scan_dataset(root: Path | str, *, max_samples: int | None = None, seed: int 
     if not root.is_dir():
         raise DataError(f"Training data folder not found: {root}")
     rng = np.random.default_rng(seed)
-    folders, per_folder, skipped = [], [], []
+    folders, per_folder, skipped, empty = [], [], [], []
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         rep = scan_files(sub)
         skipped.extend(rep.skipped)
         if not rep.files:
+            empty.append(sub.name)
             continue
         files = [str(p) for p in rep.files]
         if max_samples is not None and len(files) > max_samples:
@@ -83,6 +84,9 @@ def scan_dataset(root: Path | str, *, max_samples: int | None = None, seed: int 
         what = f"{len(skipped)} unreadable file(s) and no readable audio" if skipped else "no audio files"
         raise DataError(f"{root} holds {what} in class sub-folders: expected {root}/<species>/<files>.wav "
                         f"(noise folders: {', '.join(NOISE_CLASSES)})")
+    if empty:
+        raise DataError(f"class folder(s) {empty[:5]} under {root} hold no readable audio: add recordings or remove "
+                        "the folder (a class with no files cannot be learned or scored)")
     found = [f for f in folders if not is_noise_folder(f)]
     if class_names is None:
         class_names = found

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edgeport.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def demo_train_config(data: Path, checkpoint: Path, *, seed: int = 0, num_worker
           "chunk_duration": 2.0, "spec_width": 128, "num_mels": 32, "fft_length": 256, "alpha": 0.5,
           "embeddings_size": 128, "dropout": 0.2, "epochs": 40, "learning_rate": 3e-3, "batch_size": 32,
           "max_chunks_per_file": 2, "seed": seed, "progress": False,
+          "force": True,  # the demo's own folder: `edgeport demo` refuses a non-empty --outdir without --force
           "num_workers": min(2, default_num_workers()) if num_workers is None else num_workers}
     kw.update(overrides)
     return TrainConfig(**kw)
@@ -92,7 +94,7 @@ def train_demo(outdir: Path, *, seed: int = 0, epochs: int | None = None) -> dic
         "difficulty": DEMO_DIFFICULTY,
     }
     (outdir / "model").mkdir(parents=True, exist_ok=True)
-    (outdir / "model" / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(outdir / "model" / "demo_summary.json", summary)
     log.info("Demo DS-CNN: val ROC-AUC %.3f, test ROC-AUC %.3f; mean-spectrum baseline %.3f (%.0f s)",
              result.val_roc_auc, test_auc, base_auc, summary["seconds"])
     return summary

@@ -1,8 +1,10 @@
 """``train(TrainConfig)``: the DS-CNN training loop with QAT and linear-probe modes, resumable.
 
 Writes beside ``X.keras``: ``X_model_config.json``, ``X_labels.txt``, ``X_history.csv``, ``X_curves.png`` and
-``X_train_state.json`` (``X_qat*`` / ``X_probe*`` in those modes). Every file is written under a
-temporary name and renamed, so an interrupt (Ctrl-C) leaves the last good checkpoint and a resumable state.
+``X_train_state.json`` (``X_qat*`` / ``X_probe*`` in those modes). An existing set is replaced only with
+``force`` (``resume`` continues it). Files are staged (``fileio.OutputPlan``) and moved into place together
+after each epoch, so the folder always holds one whole set: the earlier one, or this run's at its last
+completed epoch; an interrupt (Ctrl-C) in epoch 1 leaves the earlier set untouched.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import ConfigError, DataError
+from edgeport.fileio import (
+    OutputPlan,
+    atomic_write_json,
+    atomic_write_text,
+    remove_path,
+)
 from edgeport.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -90,10 +98,18 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean([roc_auc_score(y[:, c], p[:, c]) for c in cols]))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _check_resumable(out: dict[str, Path], mcfg) -> None:
+    """--resume needs the model that this run's options describe (same classes, frontend, shape)."""
+    from edgeport.families.audio.model_config import read_model_config
+
+    if not out["config"].is_file():
+        raise ConfigError(f"--resume: {out['config'].name} is missing beside {out['model'].name}; pass --force "
+                          "to start over")
+    saved = read_model_config(out["config"]).to_dict()
+    differ = sorted(k for k, v in mcfg.to_dict().items() if saved.get(k) != v)
+    if differ:
+        raise ConfigError(f"--resume: {out['model'].name} was trained with other {', '.join(differ[:6])} than this "
+                          "run's options and data; pass the same options, or --force to start over")
 
 
 def save_model_atomic(model, path: Path) -> None:
@@ -247,7 +263,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     mode = "qat" if cfg.qat else "probe" if cfg.linear_probe else "train"
     suffix = {"train": "", "qat": "_qat", "probe": "_probe"}[mode]
     out = output_paths(cfg.checkpoint, suffix)
-    out["model"].parent.mkdir(parents=True, exist_ok=True)
+    plan = OutputPlan(force=cfg.force or cfg.resume, what="a trained model's files",
+                      hint="pass --force to replace them, --resume to continue that training, or choose "
+                           "another --checkpoint-path")
+    for p in out.values():
+        plan.add(p)
 
     from edgeport.families.audio.frontends import npu_problems
     from edgeport.families.audio.loading import load_trained_model
@@ -260,6 +280,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ConfigError(f"{what}, and {cfg.checkpoint} does not exist: train without --"
                           f"{'qat' if mode == 'qat' else 'linear-probe'} first (QAT from random weights "
                           "does not converge)")
+    plan.check()  # existing outputs without --force / --resume, unwritable folder: before any work
     # data first: bad folders fail before TensorFlow is imported
     ds = scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
     set_seeds(cfg.seed)
@@ -287,15 +308,16 @@ def train(cfg: TrainConfig) -> TrainResult:
         keras.config.set_dtype_policy("mixed_float16")
     holder: list = [None]
     try:
-        return _run(cfg, mode, out, ds, mcfg, base_model, holder, t_start, keras, tf)
+        return _run(cfg, mode, out, ds, mcfg, base_model, holder, t_start, keras, tf, plan)
     finally:
+        plan.abort()
         if cfg.mixed_precision:
             keras.config.set_dtype_policy(prev_policy)
         if holder[0] is not None:
             holder[0].shutdown(wait=True, cancel_futures=True)
 
 
-def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, tf) -> TrainResult:
+def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, tf, plan) -> TrainResult:
     from tqdm.auto import tqdm
 
     from edgeport.audio.augment import mixup, spec_augment
@@ -325,6 +347,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
         else:
             log.warning("--resume: no %s with its state file yet; starting from scratch", out["model"].name)
     if state is not None:
+        _check_resumable(out, mcfg)
         model = load_keras_model(out["model"])
         if mode == "qat":
             freeze_batchnorm(model)
@@ -351,7 +374,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     if state is not None:
         start_epoch = int(state["epoch"])
         iterations.assign(int(state["step"]))
-        best_loss = float(state.get("best_val_loss", float("inf")))
+        best_loss = float(state.get("best_val_loss") if state.get("best_val_loss") is not None else "inf")
         best_epoch = int(state.get("best_epoch", start_epoch))
         wait = int(state.get("wait", 0))
         history = [r for r in read_history(out["history"]) if r["epoch"] <= start_epoch]
@@ -367,9 +390,17 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     step_fn = make_train_step(logit_model, loss_fn, opt, train_vars, qat_kernels=qat_kernels,
                               mixed_precision=cfg.mixed_precision)
 
-    # write side files that do not change during training
-    write_model_config(mcfg, out["config"])
-    _atomic_write_text(out["labels"], "\n".join(ds.class_names) + "\n")
+    # every write goes to the staged set (``stage``), moved into place as a whole after each epoch
+    stage = {k: plan.staged(v) for k, v in out.items()}
+    write_model_config(mcfg, stage["config"])
+    atomic_write_text(stage["labels"], "\n".join(ds.class_names) + "\n")
+    placed = {"model": state is not None, "best": (best_loss, best_epoch, wait), "sets": 0}
+
+    def place_set():  # this run's whole set into place; the first time, stale earlier files go
+        if not placed["model"] and not stage["model"].exists():
+            save_model_atomic(model, stage["model"])
+        plan.commit(prune=placed["sets"] == 0)
+        placed.update(model=True, best=(best_loss, best_epoch, wait), sets=placed["sets"] + 1)
 
     # ------------------------------------------------------------------ data pipeline
     cfg_json = json.dumps(mcfg.to_dict())
@@ -390,7 +421,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
              "model": out["model"].name}
         if batchnorm is not None:
             s["batchnorm_recalibration"] = batchnorm
-        _atomic_write_text(out["state"], json.dumps(s, indent=2) + "\n")
+        atomic_write_json(stage["state"], s)  # strict JSON: an infinite best loss is null
 
     epoch = start_epoch
     stopped_early = False
@@ -423,21 +454,29 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
                      epoch, cfg.epochs, row["loss"], tr_auc, val_loss, val_auc, lr_now, row["seconds"])
             if monitor < best_loss:
                 best_loss, best_epoch, wait = monitor, epoch, 0
-                save_model_atomic(model, out["model"])
+                save_model_atomic(model, stage["model"])
             else:
                 wait += 1
-            write_history(history, out["history"])
+            write_history(history, stage["history"])
             write_state(epoch)
+            place_set()
             if wait >= cfg.patience:
                 log.info("Early stopping: no improvement for %d epochs (best epoch %d)", wait, best_epoch)
                 stopped_early = True
                 break
     except KeyboardInterrupt:
-        if not out["model"].is_file():
-            save_model_atomic(model, out["model"])
-        write_history(history, out["history"])
-        write_state(epoch - 1 if epoch > start_epoch else start_epoch, interrupted=True)
-        log.warning("Interrupted: %s and %s are usable; continue with --resume", out["model"], out["state"])
+        if placed["sets"] == 0 and state is None:
+            log.warning("Interrupted in epoch %d, before any epoch of this run ended: nothing written%s", epoch,
+                        f"; {out['model'].name} and its files are as they were" if out["model"].exists() else "")
+            raise
+        remove_path(stage["model"])  # the set in place is the one of the last completed epoch
+        best_loss, best_epoch, wait = placed["best"]
+        done = epoch - 1 if epoch > start_epoch else start_epoch
+        write_history([r for r in history if r["epoch"] <= done], stage["history"])
+        write_state(done, interrupted=True)
+        plan.commit()
+        log.warning("Interrupted: %s (epoch %d) and %s are usable; continue with --resume", out["model"], done,
+                    out["state"])
         raise
 
     # ------------------------------------------------------------------ finish: best weights, BN statistics
@@ -449,10 +488,11 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
         bn_note = recalibrate_batchnorm_measured(
             model, batches, lambda: _evaluate(logit_model, val_x, val_y, eval_loss)[:2])
     val_loss, val_auc, _ = _evaluate(logit_model, val_x, val_y, eval_loss)
-    save_model_atomic(model, out["model"])
-    write_history(history, out["history"])
-    plot_curves(history, out["curves"])
+    save_model_atomic(model, stage["model"])
+    write_history(history, stage["history"])
+    plot_curves(history, stage["curves"])
     write_state(epoch, completed=True, batchnorm=bn_note)
+    plan.commit(prune=placed["sets"] == 0)
     skipped = list(ds.skipped) + val_bad + [(f, e) for f, e in stream.failed.items()]
     log.info("Saved %s (val_loss %.4f, val ROC-AUC %.3f) in %.0f s", out["model"], val_loss, val_auc,
              time.time() - t_start)

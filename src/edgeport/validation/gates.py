@@ -28,8 +28,12 @@ class Gate:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, float) and v < 0:
+            if isinstance(v, bool) or v is None:
+                continue
+            if not v >= 0:
                 raise ConfigError(f"gate {f.name} must be >= 0, got {v}")
+            if f.name.startswith("min_") and v > 1:
+                raise ConfigError(f"gate {f.name} is a fraction in [0, 1], got {v}: no artifact can meet it")
 
     def with_tol(self, tol: float) -> Gate:
         return replace(self, max_abs_diff=tol) if self.max_abs_diff_tol else self
@@ -84,7 +88,8 @@ def gate_for(
 
 
 def parse_gate_overrides(items: list[str] | None) -> dict[str, dict[str, float]]:
-    """``["tflite_int8.min_cosine=0.98"]`` -> ``{"tflite_int8": {"min_cosine": 0.98}}``."""
+    """``["tflite_int8.min_cosine=0.98"]`` -> ``{"tflite_int8": {"min_cosine": 0.98}}``, every format name,
+    metric name and value checked (``check_gate_overrides``)."""
     out: dict[str, dict[str, float]] = {}
     for item in items or []:
         try:
@@ -93,4 +98,22 @@ def parse_gate_overrides(items: list[str] | None) -> dict[str, dict[str, float]]
             out.setdefault(fmt, {})[metric] = int(value) if metric == "max_failed_rows" else float(value)
         except ValueError:
             raise ConfigError(f"--gate expects FORMAT.METRIC=VALUE (e.g. onnx_int8.min_cosine=0.98), got '{item}'") from None
+    check_gate_overrides(out)
     return out
+
+
+def check_gate_overrides(overrides: dict[str, dict[str, float]], flag: str = "--gate") -> None:
+    """Refuse, before any work, an unknown format or metric name and a value no artifact can meet."""
+    from edgeport.exporters import FORMATS
+
+    for fmt, values in overrides.items():
+        if fmt not in FORMATS:
+            raise ConfigError(f"{flag}: unknown format '{fmt}'; known: {', '.join(FORMATS.names())}")
+        known = sorted({f.name for f in fields(Gate)} - {"max_abs_diff_tol"})
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"{flag}: unknown metric(s) {unknown} for {fmt}; known: {', '.join(known)}")
+        try:
+            GATES[fmt].override(**values)
+        except ConfigError as e:
+            raise ConfigError(f"{flag} {fmt}: {e}") from None

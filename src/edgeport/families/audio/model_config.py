@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -159,10 +158,9 @@ def is_seed_config(d: dict) -> bool:
 
 def write_model_config(cfg: AudioModelConfig, path: Path) -> None:
     """Write atomically (temporary name, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    os.replace(tmp, path)
+    from edgeport.fileio import atomic_write_json
+
+    atomic_write_json(Path(path), cfg.to_dict())
 
 
 def read_model_config(path: Path) -> AudioModelConfig:

@@ -153,6 +153,9 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
     if unreadable:
         log.warning("skipped %d unreadable audio file(s) under %s: %s", len(unreadable), root,
                     ", ".join(u.split(":")[0] for u in unreadable[:5]))
+    if not calib and unreadable and not skipped_silent:
+        raise DataError(f"{root}: none of its {len(unreadable)} audio files could be decoded (e.g. {unreadable[0]}): "
+                        "no calibration data; check the files")
     if not calib:
         raise DataError(f"{root}: every centre chunk is near-silent ({skipped_silent} skipped): no calibration "
                         "data; point --data-path-train at real recordings or use --quantization dynamic")
