@@ -21,8 +21,8 @@ import numpy as np
 KINDS = ("bad file", "bad flag", "earlier outputs", "full or read-only folder", "interrupt")
 
 #: the files of ``edgeport export --formats onnx`` of the geo checkpoint (docs/export.md)
-ONNX_SET = frozenset({"geomodel.onnx", "geomodel_onnx_validation_data.npz", "labels.txt", "MODEL_LICENSE.txt",
-                      "manifest.json", "validation.json", "report.html"})
+ONNX_SET = frozenset({"geomodel.onnx", "geomodel_onnx_validation_data.npz", "geomodel_reference_validation_data.npz",
+                      "labels.txt", "MODEL_LICENSE.txt", "manifest.json", "validation.json", "report.html"})
 #: the files of a finished ``edgeport train --checkpoint-path m.keras``
 TRAIN_SET = frozenset({"m.keras", "m_model_config.json", "m_labels.txt", "m_history.csv", "m_curves.png",
                        "m_train_state.json"})
@@ -515,7 +515,8 @@ CASES: list[Case] = [
          slow=True, what_is_left="the earlier set, whole"),
     Case("export disk full writing the golden vectors", "full or read-only folder", (*EG, "--force"), r"",
          code=1, needs="geo", setup=_real_export(), patch=_enospc_on("edgeport.export", "atomic_save_npz"),
-         leaves="outputs", outputs=ONNX_SET - {"geomodel.onnx", "geomodel_onnx_validation_data.npz"}, slow=True,
+         leaves="outputs", outputs=ONNX_SET - {"geomodel.onnx", "geomodel_onnx_validation_data.npz",
+                                               "geomodel_reference_validation_data.npz"}, slow=True,
          what_is_left="reports listing the format as an error; its earlier artifact removed (the manifest agrees)"),
     Case("evaluate --outdir is a file", "full or read-only folder", EV, r"is a file, not a folder", needs="audio",
          setup=_all(_eval_artifact, _file("{out}"))),
