@@ -191,14 +191,10 @@ def recalibrate_batchnorm(model, batches) -> int:
 
 def recalibrate_batchnorm_measured(model, batches, evaluate) -> dict:
     """``recalibrate_batchnorm`` with the validation loss and ROC-AUC (``evaluate() -> (loss, roc_auc)``)
-    measured before and after, so that what the re-estimation did is on record (``TrainResult.batchnorm``).
-
-    Re-estimation is what fixes stale statistics (constant outputs after short runs). It is not always a
-    gain: the weights were trained on augmented batches (SpecAugment's zero masks, mixup) and clean-batch
-    statistics can fit them worse (the tiny test models' validation loss went up). Keeping the statistics
-    only when the loss improves made those float models better but moved their INT8 figures (the hybrid
-    one's dynamic-range INT8 then missed its top-1 gate), so the re-estimation stays unconditional until
-    that trade is measured on real-size models.
+    measured before (the moving statistics training left) and after (the statistics the model is saved
+    with). Training runs it before every validation pass, so that the figures it reports, stops on and
+    chooses the best epoch by are those of the model it saves; the best epoch's note is kept
+    (``TrainResult.batchnorm``, ``X_train_state.json``).
     """
     loss_before, auc_before = evaluate()
     n = recalibrate_batchnorm(model, batches)
