@@ -32,7 +32,10 @@ from edgeport.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-HISTORY_FIELDS = ("epoch", "loss", "roc_auc", "val_loss", "val_roc_auc", "learning_rate", "seconds")
+#: ``val_*``: the model as it would be saved (BatchNorm statistics re-estimated for the epoch's weights);
+#: ``val_roc_auc_moving_stats``: the same weights with the moving statistics training left (before that)
+HISTORY_FIELDS = ("epoch", "loss", "roc_auc", "val_loss", "val_roc_auc", "val_roc_auc_moving_stats",
+                  "learning_rate", "seconds")
 
 
 @dataclass
@@ -49,7 +52,8 @@ class TrainResult:
     seconds: float
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     stopped_early: bool = False
-    #: the BatchNorm re-estimation: batches, validation loss / ROC-AUC before and after (None: not run)
+    #: the best epoch's BatchNorm re-estimation: epoch, batches, validation loss / ROC-AUC with the moving
+    #: statistics (before) and re-estimated ones (after, the saved model's); None: not run
     batchnorm: dict | None = None
 
     @property
@@ -151,6 +155,9 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     for ax, key, title in ((axes[0], "loss", "loss"), (axes[1], "roc_auc", "ROC-AUC")):
         ax.plot(ep, [r[key] for r in rows], label="train")
         ax.plot(ep, [r[f"val_{key}"] for r in rows], label="validation")
+        if key == "roc_auc" and any(r.get("val_roc_auc_moving_stats") is not None for r in rows):
+            ax.plot(ep, [r.get("val_roc_auc_moving_stats", float("nan")) for r in rows], ":",
+                    label="validation, moving BatchNorm statistics")
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.legend()
@@ -164,8 +171,11 @@ def plot_curves(rows: list[dict], path: Path) -> None:
 def recalibrate_batchnorm(model, batches) -> int:
     """Re-estimate every BatchNorm's moving mean/variance as the plain average over ``batches``.
 
-    Short runs leave the moving statistics behind the weights (a constant output in inference mode);
-    this pass fixes them. Returns the number of batches used.
+    Short runs leave the moving statistics behind the weights, and training batches are augmented
+    (SpecAugment masks, mixup) while validation and deployment inputs are not; this pass makes the
+    statistics those of clean inputs under the current weights. Each batch runs through one compiled
+    training-mode forward pass with momentum 0 (the moving statistics become that batch's), and the
+    per-batch statistics are averaged. Returns the number of batches used.
     """
     import keras
 
@@ -174,13 +184,21 @@ def recalibrate_batchnorm(model, batches) -> int:
     if not bns:
         return 0
     saved = [bn.momentum for bn in bns]
-    n = 0
+    n, sums = 0, [[0.0, 0.0] for _ in bns]
     try:
+        for bn in bns:
+            bn.momentum = 0.0
+        fn = _compiled(model, training=True)  # traced with momentum 0, kept for the next re-estimation
         for xb in batches:
+            fn(xb)
             n += 1
-            for bn in bns:
-                bn.momentum = (n - 1) / n  # cumulative average: first batch replaces the old statistics
-            model(xb, training=True)
+            for acc, bn in zip(sums, bns, strict=True):
+                acc[0] = acc[0] + bn.moving_mean.numpy().astype(np.float64)
+                acc[1] = acc[1] + bn.moving_variance.numpy().astype(np.float64)
+        for acc, bn in zip(sums, bns, strict=True):
+            if n:
+                bn.moving_mean.assign((acc[0] / n).astype(bn.moving_mean.dtype))
+                bn.moving_variance.assign((acc[1] / n).astype(bn.moving_variance.dtype))
     finally:
         for bn, m in zip(bns, saved, strict=True):
             bn.momentum = m
@@ -189,23 +207,43 @@ def recalibrate_batchnorm(model, batches) -> int:
 
 def recalibrate_batchnorm_measured(model, batches, evaluate) -> dict:
     """``recalibrate_batchnorm`` with the validation loss and ROC-AUC (``evaluate() -> (loss, roc_auc)``)
-    measured before and after, so that what the re-estimation did is on record (``TrainResult.batchnorm``).
-
-    Re-estimation is what fixes stale statistics (constant outputs after short runs). It is not always a
-    gain: the weights were trained on augmented batches (SpecAugment's zero masks, mixup) and clean-batch
-    statistics can fit them worse (the tiny test models' validation loss went up). Keeping the statistics
-    only when the loss improves made those float models better but moved their INT8 figures (the hybrid
-    one's dynamic-range INT8 then missed its top-1 gate), so the re-estimation stays unconditional until
-    that trade is measured on real-size models.
+    measured before (the moving statistics training left) and after (the statistics the model is saved
+    with). Training runs it before every validation pass, so that the figures it reports, stops on and
+    chooses the best epoch by are those of the model it saves; the best epoch's note is kept
+    (``TrainResult.batchnorm``, ``X_train_state.json``).
     """
     loss_before, auc_before = evaluate()
     n = recalibrate_batchnorm(model, batches)
     loss_after, auc_after = evaluate()
     note = {"batches": n, "val_loss_before": loss_before, "val_loss_after": loss_after,
             "val_roc_auc_before": auc_before, "val_roc_auc_after": auc_after}
-    log.info("BatchNorm statistics re-estimated on %d batches: val loss %.4f -> %.4f, ROC-AUC %.3f -> %.3f",
+    log.debug("BatchNorm statistics re-estimated on %d batches: val loss %.4f -> %.4f, ROC-AUC %.3f -> %.3f",
              n, loss_before, loss_after, auc_before, auc_after)
     return note
+
+
+def bn_reference_batches(train_ds, cfg, cfg_json: str, executor=None) -> list[np.ndarray]:
+    """The fixed, un-augmented training chunks BatchNorm statistics are re-estimated on before every
+    validation pass: ``cfg.bn_recalibration_batches`` batches of ``cfg.batch_size`` (fewer when the folder
+    is small), from the deterministic salient chunks of a seeded choice of training files."""
+    from edgeport.training import data as D
+
+    if cfg.bn_recalibration_batches <= 0:
+        return []
+    rng = np.random.default_rng(cfg.seed + 104_729)
+    files = sorted(set(train_ds.files))
+    want = cfg.bn_recalibration_batches * cfg.batch_size
+    n_files = min(len(files), math.ceil(want / cfg.max_chunks_per_file))
+    picked = sorted(rng.choice(len(files), size=n_files, replace=False).tolist())
+    labels = np.zeros((n_files, train_ds.labels.shape[1]), np.float32)  # unused: statistics need inputs only
+    x, _, _ = D.load_fixed([files[i] for i in picked], labels, cfg_json, executor=executor,
+                           chunks_per_file=cfg.max_chunks_per_file, max_duration=cfg.max_duration,
+                           desc="BatchNorm reference chunks")
+    x = x[rng.permutation(len(x))][:want]
+    n_full = len(x) // cfg.batch_size
+    if n_full == 0:
+        return [x] if len(x) > 1 else []
+    return [x[i * cfg.batch_size:(i + 1) * cfg.batch_size] for i in range(n_full)]
 
 
 def make_train_step(logit_model, loss_fn, optimizer, train_vars, *, qat_kernels=None, mixed_precision=False):
@@ -232,19 +270,24 @@ def make_train_step(logit_model, loss_fn, optimizer, train_vars, *, qat_kernels=
     return step
 
 
-_PREDICT_FNS: dict[int, object] = {}
+_COMPILED_FNS: dict[tuple[int, bool], tuple] = {}
+
+
+def _compiled(model, *, training: bool):
+    """``x -> model(x, training=training)`` as one compiled function per model (numpy in, numpy out)."""
+    import tensorflow as tf
+
+    key = (id(model), training)
+    fn = _COMPILED_FNS.get(key)
+    if fn is None or fn[0] is not model:
+        fn = _COMPILED_FNS[key] = (model, tf.function(lambda t: model(t, training=training), reduce_retracing=True))
+    return lambda x: np.asarray(fn[1](tf.constant(x)))
 
 
 def predict_logits(logit_model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Inference-mode logits in batches (one compiled function per model)."""
-    import tensorflow as tf
-
-    fn = _PREDICT_FNS.get(id(logit_model))
-    if fn is None or fn[0] is not logit_model:
-        fn = _PREDICT_FNS[id(logit_model)] = (logit_model, tf.function(lambda t: logit_model(t, training=False),
-                                                                       reduce_retracing=True))
-    fn = fn[1]
-    outs = [np.asarray(fn(tf.constant(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)]
+    fn = _compiled(logit_model, training=False)
+    outs = [fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0,), np.float32)
 
 
@@ -370,6 +413,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     # the step counter the schedule reads (a LossScaleOptimizer's own counter does not advance)
     iterations = getattr(opt, "inner_optimizer", opt).iterations
     start_epoch, best_loss, best_epoch, wait = 0, float("inf"), 0, 0
+    best_auc, best_bn = float("nan"), None
     history: list[dict] = []
     if state is not None:
         start_epoch = int(state["epoch"])
@@ -377,6 +421,8 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
         best_loss = float(state.get("best_val_loss") if state.get("best_val_loss") is not None else "inf")
         best_epoch = int(state.get("best_epoch", start_epoch))
         wait = int(state.get("wait", 0))
+        best_auc = float(state["best_val_roc_auc"]) if state.get("best_val_roc_auc") is not None else float("nan")
+        best_bn = state.get("batchnorm_recalibration")
         history = [r for r in read_history(out["history"]) if r["epoch"] <= start_epoch]
         if start_epoch >= cfg.epochs:
             log.info("%s is already trained to epoch %d (--epochs %d): raise --epochs to continue",
@@ -394,13 +440,13 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     stage = {k: plan.staged(v) for k, v in out.items()}
     write_model_config(mcfg, stage["config"])
     atomic_write_text(stage["labels"], "\n".join(ds.class_names) + "\n")
-    placed = {"model": state is not None, "best": (best_loss, best_epoch, wait), "sets": 0}
+    placed = {"model": state is not None, "best": (best_loss, best_auc, best_bn, best_epoch, wait), "sets": 0}
 
     def place_set():  # this run's whole set into place; the first time, stale earlier files go
         if not placed["model"] and not stage["model"].exists():
             save_model_atomic(model, stage["model"])
         plan.commit(prune=placed["sets"] == 0)
-        placed.update(model=True, best=(best_loss, best_epoch, wait), sets=placed["sets"] + 1)
+        placed.update(model=True, best=(best_loss, best_auc, best_bn, best_epoch, wait), sets=placed["sets"] + 1)
 
     # ------------------------------------------------------------------ data pipeline
     cfg_json = json.dumps(mcfg.to_dict())
@@ -411,16 +457,29 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
                            seed=cfg.seed + start_epoch, max_chunks_per_file=cfg.max_chunks_per_file,
                            max_duration=cfg.max_duration, reservoir_size=cfg.reservoir_size)
     aug_rng = np.random.default_rng(cfg.seed + 7919 * (start_epoch + 1))
+    # validation measures the model as it would be saved: BatchNorm statistics re-estimated on fixed clean
+    # training chunks first (QAT freezes BatchNorm, probing trains only the head: their statistics stay)
+    bn_batches = bn_reference_batches(train_ds, cfg, cfg_json, executor) if mode == "train" else []
+
+    def validate() -> tuple[float, float, float, dict | None]:
+        """(val loss, val ROC-AUC, val ROC-AUC with the moving statistics, re-estimation note or None)."""
+        def evaluate():
+            return _evaluate(logit_model, val_x, val_y, eval_loss)[:2]
+        if not bn_batches:
+            loss_, auc_ = evaluate()
+            return loss_, auc_, auc_, None
+        note = recalibrate_batchnorm_measured(model, bn_batches, evaluate)
+        return note["val_loss_after"], note["val_roc_auc_after"], note["val_roc_auc_before"], note
     is_spec = len(mcfg.input_shape) == 3
 
-    def write_state(epoch, *, completed=False, interrupted=False, batchnorm=None):
+    def write_state(epoch, *, completed=False, interrupted=False):
         s = {"epoch": epoch, "step": int(iterations.numpy()), "epochs_total": cfg.epochs,
              "steps_per_epoch": steps, "learning_rate": float(schedule(int(iterations.numpy()))),
-             "best_val_loss": best_loss, "best_epoch": best_epoch, "wait": wait, "mode": mode,
-             "completed": completed, "interrupted": interrupted, "seed": cfg.seed,
+             "best_val_loss": best_loss, "best_val_roc_auc": best_auc, "best_epoch": best_epoch, "wait": wait,
+             "mode": mode, "completed": completed, "interrupted": interrupted, "seed": cfg.seed,
              "model": out["model"].name}
-        if batchnorm is not None:
-            s["batchnorm_recalibration"] = batchnorm
+        if best_bn is not None:
+            s["batchnorm_recalibration"] = best_bn
         atomic_write_json(stage["state"], s)  # strict JSON: an infinite best loss is null
 
     epoch = start_epoch
@@ -445,15 +504,18 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
                     bar.set_postfix(loss=f"{np.mean(losses):.4f}",
                                     roc_auc=f"{roc_auc(np.concatenate(ys), np.concatenate(ps)):.3f}")
             tr_auc = roc_auc(np.concatenate(ys), np.concatenate(ps))
-            val_loss, val_auc, _ = _evaluate(logit_model, val_x, val_y, eval_loss)
+            val_loss, val_auc, moving_auc, bn_note = validate()
             monitor = val_loss if not math.isnan(val_loss) else float(np.mean(losses))
             row = {"epoch": epoch, "loss": float(np.mean(losses)), "roc_auc": tr_auc, "val_loss": val_loss,
-                   "val_roc_auc": val_auc, "learning_rate": lr_now, "seconds": time.time() - t0}
+                   "val_roc_auc": val_auc, "val_roc_auc_moving_stats": moving_auc, "learning_rate": lr_now,
+                   "seconds": time.time() - t0}
             history.append(row)
-            log.info("epoch %d/%d  loss %.4f  roc_auc %.3f  val_loss %.4f  val_roc_auc %.3f  lr %.2e  %.1fs",
-                     epoch, cfg.epochs, row["loss"], tr_auc, val_loss, val_auc, lr_now, row["seconds"])
+            log.info("epoch %d/%d  loss %.4f  roc_auc %.3f  val_loss %.4f  val_roc_auc %.3f (moving BatchNorm "
+                     "statistics: %.3f)  lr %.2e  %.1fs", epoch, cfg.epochs, row["loss"], tr_auc, val_loss, val_auc,
+                     moving_auc, lr_now, row["seconds"])
             if monitor < best_loss:
-                best_loss, best_epoch, wait = monitor, epoch, 0
+                best_loss, best_auc, best_epoch, wait = monitor, val_auc, epoch, 0
+                best_bn = None if bn_note is None else {"epoch": epoch, **bn_note}
                 save_model_atomic(model, stage["model"])
             else:
                 wait += 1
@@ -470,7 +532,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
                         f"; {out['model'].name} and its files are as they were" if out["model"].exists() else "")
             raise
         remove_path(stage["model"])  # the set in place is the one of the last completed epoch
-        best_loss, best_epoch, wait = placed["best"]
+        best_loss, best_auc, best_bn, best_epoch, wait = placed["best"]
         done = epoch - 1 if epoch > start_epoch else start_epoch
         write_history([r for r in history if r["epoch"] <= done], stage["history"])
         write_state(done, interrupted=True)
@@ -479,24 +541,20 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
                     out["state"])
         raise
 
-    # ------------------------------------------------------------------ finish: best weights, BN statistics
+    # ------------------------------------------------------------------ finish: the best epoch's model
+    # (its weights and the BatchNorm statistics its validation figures were measured with)
     if out["model"].is_file() and best_epoch != epoch:
         model.set_weights(load_keras_model(out["model"]).get_weights())
-    bn_note = None
-    if mode == "train" and cfg.bn_recalibration_batches > 0:
-        batches = (xb for xb, _ in stream.batches(cfg.batch_size, cfg.bn_recalibration_batches))
-        bn_note = recalibrate_batchnorm_measured(
-            model, batches, lambda: _evaluate(logit_model, val_x, val_y, eval_loss)[:2])
     val_loss, val_auc, _ = _evaluate(logit_model, val_x, val_y, eval_loss)
     save_model_atomic(model, stage["model"])
     write_history(history, stage["history"])
     plot_curves(history, stage["curves"])
-    write_state(epoch, completed=True, batchnorm=bn_note)
+    write_state(epoch, completed=True)
     plan.commit(prune=placed["sets"] == 0)
     skipped = list(ds.skipped) + val_bad + [(f, e) for f, e in stream.failed.items()]
-    log.info("Saved %s (val_loss %.4f, val ROC-AUC %.3f) in %.0f s", out["model"], val_loss, val_auc,
-             time.time() - t_start)
+    log.info("Saved %s: best epoch %d of %d (val_loss %.4f, val ROC-AUC %.3f) in %.0f s", out["model"],
+             best_epoch, epoch, val_loss, val_auc, time.time() - t_start)
     return TrainResult(paths=out, class_names=list(ds.class_names), history=history, epochs_run=epoch,
                        best_epoch=best_epoch, val_loss=val_loss, val_roc_auc=val_auc,
                        seconds=time.time() - t_start, skipped_files=skipped, stopped_early=stopped_early,
-                       batchnorm=bn_note)
+                       batchnorm=best_bn)
