@@ -241,8 +241,11 @@ def _evaluate(logit_model, x, y, loss_fn) -> tuple[float, float, np.ndarray]:
     return loss, roc_auc(y, p), p
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train (or QAT-fine-tune, or linear-probe) an audio classifier as ``cfg`` says. See module docstring."""
+def train(cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
+    """Train (or QAT-fine-tune, or linear-probe) an audio classifier as ``cfg`` says. See module docstring.
+
+    ``on_epoch(row)``, if given, is called with each epoch's history row once it is saved (the tuner reports
+    ``row["val_roc_auc"]`` to its pruner); an exception it raises stops training and propagates."""
     t_start = time.time()
     mode = "qat" if cfg.qat else "probe" if cfg.linear_probe else "train"
     suffix = {"train": "", "qat": "_qat", "probe": "_probe"}[mode]
@@ -287,7 +290,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         keras.config.set_dtype_policy("mixed_float16")
     holder: list = [None]
     try:
-        return _run(cfg, mode, out, ds, mcfg, base_model, holder, t_start, keras, tf)
+        return _run(cfg, mode, out, ds, mcfg, base_model, holder, t_start, keras, tf, on_epoch)
     finally:
         if cfg.mixed_precision:
             keras.config.set_dtype_policy(prev_policy)
@@ -295,7 +298,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             holder[0].shutdown(wait=True, cancel_futures=True)
 
 
-def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, tf) -> TrainResult:
+def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, tf, on_epoch=None) -> TrainResult:
     from tqdm.auto import tqdm
 
     from edgeport.audio.augment import mixup, spec_augment
@@ -374,11 +377,13 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     # ------------------------------------------------------------------ data pipeline
     cfg_json = json.dumps(mcfg.to_dict())
     executor_holder[0] = executor = D.make_executor(cfg.num_workers)
+    cache = D.cache_spec(cfg.cache_dir, cfg.cache_memory_mb, cfg.num_workers)
     val_x, val_y, val_bad = D.load_fixed(val_ds.files, val_ds.labels, cfg_json, executor=executor,
-                                         chunks_per_file=cfg.max_chunks_per_file, max_duration=cfg.max_duration)
+                                         chunks_per_file=cfg.max_chunks_per_file, max_duration=cfg.max_duration,
+                                         cache=cache)
     stream = D.ChunkStream(train_ds.files, train_ds.labels, cfg_json, executor=executor,
                            seed=cfg.seed + start_epoch, max_chunks_per_file=cfg.max_chunks_per_file,
-                           max_duration=cfg.max_duration, reservoir_size=cfg.reservoir_size)
+                           max_duration=cfg.max_duration, reservoir_size=cfg.reservoir_size, cache=cache)
     aug_rng = np.random.default_rng(cfg.seed + 7919 * (start_epoch + 1))
     is_spec = len(mcfg.input_shape) == 3
 
@@ -398,7 +403,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.time()
             lr_now = float(schedule(int(iterations.numpy())))
-            bar = tqdm(stream.batches(cfg.batch_size, steps), total=steps, desc=f"epoch {epoch}/{cfg.epochs}",
+            bar = tqdm(D.prefetched(stream.batches(cfg.batch_size, steps)), total=steps, desc=f"epoch {epoch}/{cfg.epochs}",
                        disable=not cfg.progress, leave=False)
             losses, ys, ps = [], [], []
             for i, (xb, yb) in enumerate(bar):
@@ -428,6 +433,8 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
                 wait += 1
             write_history(history, out["history"])
             write_state(epoch)
+            if on_epoch is not None:
+                on_epoch(row)
             if wait >= cfg.patience:
                 log.info("Early stopping: no improvement for %d epochs (best epoch %d)", wait, best_epoch)
                 stopped_early = True
