@@ -63,6 +63,8 @@ class DecodedAudioCache:
         self.memory_budget = int(max(0.0, spec.memory_mb) * 1024 * 1024)
         self._mem: OrderedDict[str, np.ndarray] = OrderedDict()
         self._mem_bytes = 0
+        self._energy: dict[str, np.ndarray] = {}   # key -> energy_cumsum of a signal held in _mem
+        self._last: str | None = None
         self.stats = CacheStats()
         self.folder = _prepare_folder(Path(spec.cache_dir)) if spec.cache_dir else None
 
@@ -89,6 +91,7 @@ class DecodedAudioCache:
         if x is not None:
             self._mem.move_to_end(k)
             self.stats.memory_hits += 1
+            self._last = k
             return x
         x = self._read_disk(k) if self.folder is not None else None
         if x is not None:
@@ -100,7 +103,25 @@ class DecodedAudioCache:
                 self._write_disk(k, x)
         x.setflags(write=False)  # shared by every caller: nobody may change it in place
         self._remember(k, x)
+        self._last = k
         return x
+
+    def load_with_energy(self, path: Path | str, sample_rate: int, *,
+                         max_duration: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``load()`` and the signal's ``energy_cumsum`` (salient-chunk search), which is kept in memory
+        beside the signal (not on disk: it is cheap to derive once and twice the signal's size)."""
+        from edgeport.audio.chunking import energy_cumsum
+
+        x = self.load(path, sample_rate, max_duration=max_duration)
+        k = self._last
+        c = self._energy.get(k)
+        if c is None:
+            c = energy_cumsum(x)
+            c.setflags(write=False)
+            if k in self._mem and self._mem_bytes + c.nbytes <= self.memory_budget:
+                self._energy[k] = c
+                self._mem_bytes += c.nbytes
+        return x, c
 
     def _remember(self, k: str, x: np.ndarray) -> None:
         if x.nbytes > self.memory_budget:
@@ -108,8 +129,11 @@ class DecodedAudioCache:
         self._mem[k] = x
         self._mem_bytes += x.nbytes
         while self._mem_bytes > self.memory_budget:
-            _, old = self._mem.popitem(last=False)
+            old_key, old = self._mem.popitem(last=False)
             self._mem_bytes -= old.nbytes
+            e = self._energy.pop(old_key, None)
+            if e is not None:
+                self._mem_bytes -= e.nbytes
 
     # ------------------------------------------------------------------ disk
     def entry_path(self, k: str) -> Path:

@@ -17,6 +17,7 @@ COMMANDS = {
     "demo": "edgeport.cli.demo",
     "train": "edgeport.cli.train",
     "evaluate": "edgeport.cli.evaluate",
+    "tune": "edgeport.cli.tune",
 }
 
 

@@ -187,17 +187,18 @@ def load_file_chunks(task: tuple) -> tuple[np.ndarray | None, str | None]:
     path, cfg_json, n_chunks, seed, max_duration = task[:5]
     cache = task[5] if len(task) > 5 else None
     cfg = _cfg(cfg_json)
+    csum = None
     try:
         if cache is not None:
             from edgeport.audio.cache import process_cache
 
-            x = process_cache(cache).load(path, cfg.sample_rate, max_duration=max_duration)
+            x, csum = process_cache(cache).load_with_energy(path, cfg.sample_rate, max_duration=max_duration)
         else:
             x = load(path, cfg.sample_rate, max_duration=max_duration)
     except AudioReadError as e:
         return None, str(e)
     rng = np.random.default_rng(seed) if seed is not None else None
-    chunks = salient_chunks(x, cfg.chunk_samples, n_chunks, rng=rng)
+    chunks = salient_chunks(x, cfg.chunk_samples, n_chunks, rng=rng, cumsum=csum)
     return np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32), None
 
 
