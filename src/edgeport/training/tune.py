@@ -115,7 +115,7 @@ def _optuna():
         raise MissingDependencyError("optuna", "edgeport tune", "tune") from e
     import warnings
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: edgeport logs one line with the reason
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 
