@@ -29,11 +29,11 @@ FLAGS = ["--sample-rate", "16000", "--chunk-duration", "1", "--spec-width", "64"
 
 
 def _data(root: Path) -> Path:
-    """4 species + noise, 8 FLAC files each of 10 s at 44.1 kHz (decoding and resampling cost something)."""
+    """4 species + noise, 8 WAV files each of 10 s at 44.1 kHz (decoding and resampling cost something)."""
     from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
 
     generate_dataset(root, SyntheticSpec(n_species=4, files_per_class=8, noise_files=8, duration=10.0,
-                                         sample_rate=44100, difficulty=0.6, audio_format="flac"), seed=11)
+                                         sample_rate=44100, difficulty=0.6), seed=11)
     return root
 
 
@@ -99,7 +99,7 @@ def main() -> None:
     args = ap.parse_args()
     res = {"command": "python benchmarks/tune.py " + " ".join(sys.argv[1:]), "cpus": os.cpu_count(),
            "machine": platform.machine(), "python": sys.version.split()[0],
-           "data": "4 species + noise x 8 FLAC files, 10 s at 44.1 kHz -> 16 kHz, 1 s chunks, hybrid 257x64",
+           "data": "4 species + noise x 8 WAV files, 10 s at 44.1 kHz -> 16 kHz, 1 s chunks, hybrid frontend",
            "trial": f"{args.epochs} epochs, fixed flags {' '.join(FLAGS)}", "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

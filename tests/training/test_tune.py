@@ -54,6 +54,7 @@ def test_study_loop_records_failures_counts_and_resumes(tmp_path, monkeypatch):
                            val_roc_auc=score, seconds=0.0)
 
     monkeypatch.setattr(trainer, "train", fake_train)
+    monkeypatch.setattr("edgeport.training.data.scan_dataset", lambda *a, **k: None)
     seen = []
     res = tune.run_study(_tc(tmp_path, "data", 7), on_trial=lambda t, best: seen.append((t.number, t.state.name)))
     assert res.n_trials == 7 and res.ran_here == 7 and len(seen) == 7
@@ -102,6 +103,7 @@ def test_printed_train_command_parses_back_to_the_best_config(tmp_path):
     (["tune", "--n-trials", "2"], "needs --data-path-train"),
     (["tune", "--status", "--outdir", "{tmp}/none", "--study-name", "nope"], "no study storage at"),
     (["tune", "--data-path-train", "{tmp}", "--n-trials", "0"], "--n-trials must be positive"),
+    (["tune", "--data-path-train", "{tmp}/missing", "--outdir", "{tmp}/o"], "Training data folder not found"),
     (["tune", "--status", "--storage", "postgresql+psycopg2://u@127.0.0.1:1/db"], "cannot open the study storage"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, capsys, argv, message):
@@ -110,6 +112,7 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, argv, message):
     code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "o").exists()  # nothing half-written
 
 
 # ------------------------------------------------------------------ real multi-process studies (slow)

@@ -256,6 +256,9 @@ def run_study(tc: TuneConfig, *, on_trial=None) -> TuneResult:
     optuna = _optuna()
     t0 = time.time()
     outdir = Path(tc.outdir)
+    from edgeport.training.data import scan_dataset
+
+    scan_dataset(tc.base.data_path_train, max_samples=tc.base.max_samples, seed=tc.base.seed)  # bad data: no trials
     outdir.mkdir(parents=True, exist_ok=True)
     study = create_or_load_study(tc)
     me = worker_id()
@@ -315,6 +318,9 @@ def _objective(trial, tc: TuneConfig, outdir: Path, me: str, optuna) -> float:
                                 "in the validation split): raise --val-split or add files")
         return value
     except optuna.TrialPruned:
+        raise
+    except KeyboardInterrupt:
+        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
         raise
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
