@@ -4,7 +4,8 @@ An entry is the mono float32 signal that ``edgeport.audio.io.load`` returns, key
 path, size and modification time and by every parameter of the decode (sample rate, ``max_duration``,
 normalisation, the resampler and its version). Entries are kept
 
-- in memory, in a least-recently-used table of at most ``memory_mb`` per process, and
+- in memory, in a least-recently-used table of at most ``memory_mb`` per process (with the signal's running
+  energy for the salient-chunk search, ``load_with_energy``), and
 - on disk under ``<cache_dir>/decoded-v<FORMAT>/`` when a cache folder is given: one file per entry, written
   atomically (``fileio.atomic_write_bytes``), so every trial and worker sharing the folder reuses them.
 
