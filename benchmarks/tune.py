@@ -72,9 +72,11 @@ def run(data: Path, work: Path, params: list[dict], workers: int, cache: Path, e
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
     load0 = os.getloadavg()
     t = time.perf_counter()
-    procs = [subprocess.Popen(argv, env=env, stdout=open(out / f"worker{i}.log", "w"), stderr=subprocess.STDOUT)
-             for i in range(workers)]
+    logs = [open(out / f"worker{i}.log", "w") for i in range(workers)]  # noqa: SIM115 - closed below
+    procs = [subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT) for f in logs]
     codes = [p.wait() for p in procs]
+    for f in logs:
+        f.close()
     wall = time.perf_counter() - t
     trials = optuna.load_study(study_name="bench", storage=url).get_trials()
     states: dict[str, int] = {}

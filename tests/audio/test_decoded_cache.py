@@ -163,8 +163,7 @@ def test_prefetched_keeps_order_and_raises_errors():
 
     got = []
     with pytest.raises(ValueError, match="bad batch"):
-        for v in prefetched(broken()):
-            got.append(v)
+        got.extend(prefetched(broken()))
     assert got == [1]
     # a consumer that stops early does not hang
     for v in prefetched(iter(range(1000)), depth=2):

@@ -92,7 +92,13 @@ def _fmt(v, spec=".4f") -> str:
 
 
 def print_status(tc) -> int:
-    from edgeport.training.tune import best_trial, fail_stale, load_study, state_counts, study_rows
+    from edgeport.training.tune import (
+        best_trial,
+        fail_stale,
+        load_study,
+        state_counts,
+        study_rows,
+    )
 
     study = load_study(tc)
     fail_stale(study)
