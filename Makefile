@@ -21,7 +21,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	tools/ensure-chromium.sh
-	EDGEPORT_REQUIRE_CHROMIUM=1 $(BIN)/python -m pytest -n 2 --dist loadgroup tests
+	tools/ensure-postgresql.sh
+	EDGEPORT_REQUIRE_CHROMIUM=1 EDGEPORT_REQUIRE_POSTGRESQL=1 $(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/export_geo.py

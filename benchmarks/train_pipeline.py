@@ -1,8 +1,12 @@
-"""Training data pipeline throughput and training step time.
+"""Training data pipeline throughput and training step time, with and without the decoded-audio cache.
 
 Measures chunks/s of the worker pipeline (decode FLAC at 44.1 kHz, resample, salient crop, spectrogram)
-with 0, 1 and 2 workers, the training step time of the default DS-CNN (hybrid/pwl, alpha 1.0, batch 32)
-and of the demo model, and peak resident memory. Writes benchmarks/results/train_pipeline.json.
+with 0, 1 and 2 workers and no cache (the pipeline before the cache), then from a warm decoded-audio cache
+(memory, disk folder only, and 2 workers on the folder); the training step time of the default DS-CNN
+(hybrid/pwl, alpha 1.0, batch 32) and of the demo model without data (one batch fed again and again) and
+with data from the second epoch on (every file decoded once, so the cache is warm; batches prefetched by
+the trainer's background thread), and peak resident memory. Writes benchmarks/results/train_pipeline.json
+with the machine's load average (the CPU may be shared).
 
 Usage: .venv/bin/python benchmarks/train_pipeline.py [--files 48] [--chunks 288]
 """
@@ -37,7 +41,13 @@ def _data(root: Path, n_files: int) -> list[str]:
     return files
 
 
-def pipeline_throughput(files, cfg, workers: int, n_chunks: int, k: int) -> dict:
+def _warm(stream, n_files: int) -> None:
+    """Read until every file has been opened once (the first epoch: the cache now holds them all)."""
+    while stream.files_opened < n_files + stream.prefetch:
+        stream.take()
+
+
+def pipeline_throughput(files, cfg, workers: int, n_chunks: int, k: int, cache=None) -> dict:
     import json as _json
 
     import numpy as np
@@ -48,8 +58,10 @@ def pipeline_throughput(files, cfg, workers: int, n_chunks: int, k: int) -> dict
     ex = make_executor(workers)
     try:
         stream = ChunkStream(files, labels, _json.dumps(cfg.to_dict()), executor=ex, seed=0,
-                             max_chunks_per_file=k, max_duration=60.0, reservoir_size=32)
+                             max_chunks_per_file=k, max_duration=60.0, reservoir_size=32, cache=cache)
         stream.take()  # worker start-up is not throughput
+        if cache is not None:
+            _warm(stream, len(files))
         t = time.perf_counter()
         for _ in range(n_chunks):
             stream.take()
@@ -57,8 +69,11 @@ def pipeline_throughput(files, cfg, workers: int, n_chunks: int, k: int) -> dict
     finally:
         if ex:
             ex.shutdown()
-    return {"workers": workers, "max_chunks_per_file": k, "chunks": n_chunks, "seconds": round(dt, 2),
-            "chunks_per_s": round(n_chunks / dt, 1), "files_opened": stream.files_opened}
+    row = {"workers": workers, "max_chunks_per_file": k, "chunks": n_chunks, "seconds": round(dt, 2),
+           "chunks_per_s": round(n_chunks / dt, 1), "files_opened": stream.files_opened}
+    if cache is not None:
+        row["cache"] = "memory" if cache.memory_mb > 0 else "disk folder only"
+    return row
 
 
 def step_time(cfg, batch: int = 32, steps: int = 10) -> dict:
@@ -90,8 +105,9 @@ def step_time(cfg, batch: int = 32, steps: int = 10) -> dict:
             "first_step_s": round(first, 2), "step_ms": round(1000 * (time.perf_counter() - t) / steps, 1)}
 
 
-def loop_time(files, cfg, workers: int, steps: int = 12, batch: int = 32) -> dict:
-    """Training steps fed by the stream: does loading overlap with the step (workers) or add to it (0)?"""
+def loop_time(files, cfg, workers: int, steps: int = 12, batch: int = 32, cache=None) -> dict:
+    """Training steps fed by the stream: does loading overlap with the step (workers) or add to it (0)?
+    With a cache: from the second epoch (every file read once first), batches prefetched as the trainer does."""
     import json as _json
 
     import keras
@@ -100,7 +116,7 @@ def loop_time(files, cfg, workers: int, steps: int = 12, batch: int = 32) -> dic
 
     from edgeport.families.audio.dscnn import build_model
     from edgeport.families.audio.model_config import LOGITS_LAYER
-    from edgeport.training.data import ChunkStream, make_executor
+    from edgeport.training.data import ChunkStream, make_executor, prefetched
     from edgeport.training.losses import cosine_schedule, make_loss, make_optimizer
     from edgeport.training.trainer import make_train_step
 
@@ -113,8 +129,13 @@ def loop_time(files, cfg, workers: int, steps: int = 12, batch: int = 32) -> dic
     ex = make_executor(workers)
     try:
         stream = ChunkStream(files, labels, _json.dumps(cfg.to_dict()), executor=ex, seed=0, max_chunks_per_file=3,
-                             reservoir_size=64)
-        it = stream.batches(batch, steps + 1)
+                             reservoir_size=64, cache=cache)
+        if cache is not None:
+            stream.take()
+            _warm(stream, len(files))
+            it = prefetched(stream.batches(batch, steps + 1))
+        else:
+            it = stream.batches(batch, steps + 1)
         x, y = next(it)  # warm-up: tracing and worker start-up
         step(tf.constant(x), tf.constant(y), tf.ones((batch,)))
         t = time.perf_counter()
@@ -124,7 +145,10 @@ def loop_time(files, cfg, workers: int, steps: int = 12, batch: int = 32) -> dic
     finally:
         if ex:
             ex.shutdown()
-    return {"workers": workers, "steps": steps, "batch": batch, "step_ms_with_data": round(1000 * dt / steps, 1)}
+    row = {"workers": workers, "steps": steps, "batch": batch, "step_ms_with_data": round(1000 * dt / steps, 1)}
+    if cache is not None:
+        row["cache"] = "warm (second epoch on), prefetched"
+    return row
 
 
 def main() -> None:
@@ -132,28 +156,47 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=48)
     ap.add_argument("--chunks", type=int, default=288)
     args = ap.parse_args()
+    from edgeport.audio.cache import CacheSpec
     from edgeport.families.audio.model_config import AudioModelConfig
 
     cfg = AudioModelConfig(num_classes=6, class_names=tuple(f"sp{i}" for i in range(6)))  # seed defaults
     out = {"command": "python benchmarks/train_pipeline.py " + " ".join(sys.argv[1:]), "cpus": os.cpu_count(),
            "machine": platform.machine(), "python": sys.version.split()[0],
+           "loadavg_start": [round(x, 2) for x in os.getloadavg()],
            "data": f"{args.files} FLAC files, 20 s at 44.1 kHz -> 24 kHz, 3 s chunks, hybrid frontend (264x256)"}
-    with tempfile.TemporaryDirectory() as tmp:
-        files = _data(Path(tmp), args.files)
-        out["pipeline"] = [pipeline_throughput(files, cfg, w, args.chunks, 3) for w in (0, 1, 2)]
-        out["pipeline"].append(pipeline_throughput(files, cfg, 2, args.chunks, 1))
-        for row in out["pipeline"]:
-            print(row, flush=True)
     from edgeport.training.demo import demo_train_config
 
     demo = demo_train_config(Path("x"), Path("x.keras"))
     demo_cfg = AudioModelConfig(**demo.model_config_kwargs(), num_classes=6, class_names=cfg.class_names)
-    out["train_step"] = {"default_dscnn": step_time(cfg), "demo_dscnn": step_time(demo_cfg)}
-    print(out["train_step"], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         files = _data(Path(tmp), args.files)
+        out["pipeline"] = [pipeline_throughput(files, cfg, w, args.chunks, 3) for w in (0, 1, 2)]
+        out["pipeline"].append(pipeline_throughput(files, cfg, 2, args.chunks, 1))
+        disk = str(Path(tmp) / "cache")
+        out["pipeline_cached"] = [
+            pipeline_throughput(files, cfg, 0, args.chunks, 3, CacheSpec(disk, 1024)),
+            pipeline_throughput(files, cfg, 0, args.chunks, 3, CacheSpec(disk, 0)),
+            pipeline_throughput(files, cfg, 2, args.chunks, 3, CacheSpec(disk, 512)),
+        ]
+        for row in out["pipeline"] + out["pipeline_cached"]:
+            print(row, flush=True)
+        out["train_step"] = {"default_dscnn": step_time(cfg), "demo_dscnn": step_time(demo_cfg)}
+        print(out["train_step"], flush=True)
+        files = _data(Path(tmp) / "demo", args.files)  # the demo model's own files (another folder)
+        mem = CacheSpec(None, 1024)
         out["train_loop_demo_model"] = [loop_time(files, demo_cfg, w) for w in (0, 2)]
-        print(out["train_loop_demo_model"], flush=True)
+        out["train_loop_demo_model"] += [loop_time(files, demo_cfg, 0, cache=mem),
+                                         loop_time(files, demo_cfg, 2, cache=CacheSpec(disk + "-demo", 512))]
+        out["train_loop_default_model"] = [loop_time(files, cfg, 0, cache=CacheSpec(None, 1024))]
+        print(out["train_loop_demo_model"], out["train_loop_default_model"], flush=True)
+    base = {m: out["train_step"][k]["step_ms"] for m, k in (("demo", "demo_dscnn"), ("default", "default_dscnn"))}
+    for m, rows in (("demo", out["train_loop_demo_model"]), ("default", out["train_loop_default_model"])):
+        for r in rows:
+            r["ratio_to_step_without_data"] = round(r["step_ms_with_data"] / base[m], 2)
+    old_rate = out["pipeline"][0]["chunks_per_s"]
+    for r in out["pipeline_cached"]:
+        r["speedup_vs_uncached_in_process"] = round(r["chunks_per_s"] / old_rate, 1)
+    out["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     out["peak_rss_mb_main_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     dest = Path(__file__).parent / "results" / "train_pipeline.json"
     dest.parent.mkdir(parents=True, exist_ok=True)

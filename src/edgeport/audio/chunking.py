@@ -59,12 +59,18 @@ def short_time_energy(x: np.ndarray, frame: int) -> np.ndarray:
     return np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)
 
 
+def energy_cumsum(x: np.ndarray) -> np.ndarray:
+    """Cumulative sum of squares with a leading 0 (float64): any window's energy in O(1)."""
+    return np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+
+
 def salient_chunks(x: np.ndarray, chunk: int, k: int, *, overlap: float = 0.5,
-                   rng: np.random.Generator | None = None) -> np.ndarray:
+                   rng: np.random.Generator | None = None, cumsum: np.ndarray | None = None) -> np.ndarray:
     """Up to ``k`` chunks with the highest short-time energy, at most half-overlapping each other.
 
     A signal of at most one chunk gives that chunk padded. With ``rng`` the chunk grid is jittered, so
-    reopening a long file yields different (still salient) chunks. Returns (n, chunk) float32.
+    reopening a long file yields different (still salient) chunks. ``cumsum``: ``energy_cumsum(x)`` when
+    the caller keeps it (the decoded-audio cache does). Returns (n, chunk) float32.
     """
     if x.size <= chunk:
         return fit_length(x, chunk)[None, :].astype(np.float32)
@@ -72,7 +78,7 @@ def salient_chunks(x: np.ndarray, chunk: int, k: int, *, overlap: float = 0.5,
     offset = int(rng.integers(0, step)) if rng is not None else 0
     starts = chunk_starts(x.size, chunk, overlap, offset)
     # energy of each candidate from a cumulative sum of squares: O(len) for any number of candidates
-    c = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+    c = energy_cumsum(x) if cumsum is None else cumsum
     energy = (c[starts + chunk] - c[starts]) / chunk
     order = np.argsort(-energy, kind="stable")
     chosen: list[int] = []

@@ -110,6 +110,18 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         return resample_poly(x, sr_out // g, sr_in // g).astype(np.float32)
 
 
+def resampler_id() -> str:
+    """Which resampler ``resample`` uses, with its version (part of the decoded-audio cache key)."""
+    try:
+        import soxr
+
+        return f"soxr-HQ-{getattr(soxr, '__version__', '?')}"
+    except ImportError:
+        import scipy
+
+        return f"scipy-resample_poly-{scipy.__version__}"
+
+
 def peak_normalize(x: np.ndarray, peak: float = 1.0, eps: float = 1e-9) -> np.ndarray:
     """Scale so that max |x| == peak; silence stays silence."""
     m = float(np.max(np.abs(x))) if x.size else 0.0

@@ -22,6 +22,7 @@ COMMANDS = {
     "train": "edgeport.cli.train",
     "evaluate": "edgeport.cli.evaluate",
     "predict": "edgeport.cli.predict",
+    "tune": "edgeport.cli.tune",
 }
 
 

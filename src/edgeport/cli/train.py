@@ -25,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--max-chunks-per-file", type=int, default=3, help="salient chunks per file open")
     d.add_argument("--num-workers", type=int, default=default_num_workers(),
                    help="data loading worker processes (0 = sequential)")
+    d.add_argument("--cache-dir", default=None, help="decoded-audio cache folder, shared by runs and tuning "
+                   "trials (default: memory only)")
+    d.add_argument("--cache-memory-mb", type=float, default=1024, help="decoded audio kept in memory, all "
+                   "processes together (0 = off)")
     a = p.add_argument_group("audio and frontend")
     a.add_argument("--sample-rate", type=int, default=24000, help="audio sample rate (Hz)")
     a.add_argument("--num-mels", type=int, default=64, help="mel bins")
@@ -78,6 +82,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--linear-probe", action="store_true",
                    help="freeze the checkpoint's backbone and train a new head on this folder's classes")
     r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    r.add_argument("--tune", action="store_true", help="run an Optuna search instead (as `edgeport tune`, study "
+                   "in CHECKPOINT_DIR/tune/)")
+    from edgeport.cli.tune import add_n_trials
+
+    add_n_trials(r)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -92,6 +101,11 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from edgeport.training.trainer import train
+
+    if getattr(args, "tune", False):
+        from edgeport.cli import tune
+
+        return tune.run(args)
 
     result = train(config_from_args(args))
     print(f"model:   {result.model_path}")

@@ -63,11 +63,12 @@ def iter_model_inputs(path: Path | str, cfg, *, overlap: float = 0.0, max_durati
     share. Long files are streamed in blocks (``edgeport.audio.stream``). Raises AudioReadError."""
     from edgeport.audio.chunking import chunk_times_from_starts
     from edgeport.audio.stream import BLOCK_SECONDS, GROUP_CHUNKS, iter_chunks
+    from edgeport.families.audio.contract import normalizes
     from edgeport.families.audio.frontends import features_from_chunk
 
     for chunks, starts, n in iter_chunks(path, cfg.sample_rate, cfg.chunk_samples, overlap, max_duration=max_duration,
                                          block_seconds=block_seconds or BLOCK_SECONDS, group=group or GROUP_CHUNKS,
-                                         normalize=cfg.input_scaling == "peak"):
+                                         normalize=normalizes(cfg)):
         inputs = np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32)
         yield inputs, chunk_times_from_starts(starts, cfg.chunk_samples, n, cfg.sample_rate)
 

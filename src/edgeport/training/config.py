@@ -29,6 +29,8 @@ class TrainConfig:
     max_chunks_per_file: int = 3
     num_workers: int = -1                  # -1: min(8, cores)
     reservoir_size: int = 512
+    cache_dir: str | None = None           # decoded-audio cache folder (shared by runs); None: memory only
+    cache_memory_mb: float = 1024.0        # decoded audio kept in memory (all processes together; 0: off)
     # audio / frontend
     sample_rate: int = 24000
     num_mels: int = 64
@@ -101,6 +103,8 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "max_chunks_per_file", "reservoir_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.cache_memory_mb < 0:
+            raise ConfigError(f"--cache-memory-mb must be >= 0, got {self.cache_memory_mb}")
         if self.max_samples is not None and self.max_samples <= 0:
             raise ConfigError(f"--max-samples must be positive, got {self.max_samples}")
         for name in ("label_smoothing", "mixup_probability"):

@@ -181,20 +181,30 @@ def _init_worker() -> None:
 
 
 def load_file_chunks(task: tuple) -> tuple[np.ndarray | None, str | None]:
-    """Worker job: (path, cfg_json, n_chunks, seed or None, max_duration) -> (model inputs (n, ...), error)."""
+    """Worker job: (path, cfg_json, n_chunks, seed or None, max_duration[, CacheSpec or None]) ->
+    (model inputs (n, ...), error). With a CacheSpec the decoded signal comes from this process's
+    decoded-audio cache (edgeport.audio.cache); chunks and features are always computed afresh."""
     from edgeport.audio.chunking import salient_chunks
     from edgeport.audio.io import AudioReadError
-    from edgeport.families.audio.contract import load_audio
+    from edgeport.families.audio.contract import load_audio, normalizes
     from edgeport.families.audio.frontends import features_from_chunk
 
-    path, cfg_json, n_chunks, seed, max_duration = task
+    path, cfg_json, n_chunks, seed, max_duration = task[:5]
+    cache = task[5] if len(task) > 5 else None
     cfg = _cfg(cfg_json)
+    csum = None
     try:
-        x = load_audio(path, cfg, max_duration=max_duration)
+        if cache is not None:
+            from edgeport.audio.cache import process_cache
+
+            x, csum = process_cache(cache).load_with_energy(path, cfg.sample_rate, max_duration=max_duration,
+                                                            normalize=normalizes(cfg))
+        else:
+            x = load_audio(path, cfg, max_duration=max_duration)
     except AudioReadError as e:
         return None, str(e)
     rng = np.random.default_rng(seed) if seed is not None else None
-    chunks = salient_chunks(x, cfg.chunk_samples, n_chunks, rng=rng)
+    chunks = salient_chunks(x, cfg.chunk_samples, n_chunks, rng=rng, cumsum=csum)
     return np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32), None
 
 
@@ -207,6 +217,16 @@ def make_executor(num_workers: int):
 
     return ProcessPoolExecutor(max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker)
+
+
+def cache_spec(cache_dir: str | None, memory_mb: float, num_workers: int):
+    """The decoded-audio cache of a run: ``memory_mb`` shared out over the processes that decode (each keeps
+    its own memory table), the folder shared by all; None when both are off."""
+    from edgeport.audio.cache import CacheSpec
+
+    if not cache_dir and memory_mb <= 0:
+        return None
+    return CacheSpec(str(cache_dir) if cache_dir else None, float(memory_mb) / max(1, num_workers))
 
 
 def default_num_workers() -> int:
@@ -222,7 +242,7 @@ class ChunkStream:
 
     def __init__(self, files: list[str], labels: np.ndarray, cfg_json: str, *, executor=None, seed: int = 42,
                  max_chunks_per_file: int = 3, max_duration: float | None = 60.0, reservoir_size: int = 512,
-                 prefetch: int | None = None):
+                 prefetch: int | None = None, cache=None):
         if not files:
             raise DataError("No training files left after the validation split")
         self.files, self.labels, self.cfg_json = list(files), labels, cfg_json
@@ -232,6 +252,7 @@ class ChunkStream:
         self.seed = seed
         self.k = max(1, int(max_chunks_per_file))
         self.max_duration = max_duration
+        self.cache = cache                                # CacheSpec or None (decode every time)
         self.reservoir_size = max(1, int(reservoir_size))
         self.prefetch = prefetch or (4 * getattr(executor, "_max_workers", 1) if executor else 1)
         self.failed: dict[str, str] = {}
@@ -255,7 +276,8 @@ class ChunkStream:
     def _submit(self) -> None:
         i = self._next_index()
         self._tasks += 1
-        task = (self.files[i], self.cfg_json, self.k, self.seed * 1_000_003 + self._tasks, self.max_duration)
+        task = (self.files[i], self.cfg_json, self.k, self.seed * 1_000_003 + self._tasks, self.max_duration,
+                self.cache)
         fut = self.executor.submit(load_file_chunks, task) if self.executor else None
         self._pending.append((i, fut, task))
 
@@ -295,11 +317,12 @@ class ChunkStream:
 
 
 def load_fixed(files: list[str], labels: np.ndarray, cfg_json: str, *, executor=None, chunks_per_file: int = 1,
-               max_duration: float | None = 60.0, desc: str = "validation data") -> tuple[np.ndarray, np.ndarray, list]:
+               max_duration: float | None = 60.0, desc: str = "validation data",
+               cache=None) -> tuple[np.ndarray, np.ndarray, list]:
     """Deterministic salient chunks of each file (no jitter) for validation; unreadable files are skipped."""
     from tqdm.auto import tqdm
 
-    tasks = [(f, cfg_json, chunks_per_file, None, max_duration) for f in files]
+    tasks = [(f, cfg_json, chunks_per_file, None, max_duration, cache) for f in files]
     results = executor.map(load_file_chunks, tasks, chunksize=4) if executor else map(load_file_chunks, tasks)
     xs, ys, bad = [], [], []
     for (f, y), (x, err) in tqdm(zip(zip(files, labels, strict=True), results, strict=False), total=len(files),
@@ -312,3 +335,47 @@ def load_fixed(files: list[str], labels: np.ndarray, cfg_json: str, *, executor=
     if not xs:
         return np.zeros((0,)), np.zeros((0, labels.shape[1]), np.float32), bad
     return np.concatenate(xs), np.concatenate(ys), bad
+
+
+def prefetched(iterable, depth: int = 2):
+    """Yield ``iterable``'s items while a background thread prepares the next ``depth`` ones, so that
+    loading overlaps the training step (numpy, soundfile and TensorFlow release the GIL). The order is
+    the iterable's own, so seeded randomness is unchanged; an error in the thread is raised here."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fill():
+        try:
+            for item in iterable:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put((done, e))
+
+    t = threading.Thread(target=fill, name="edgeport-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            item, err = q.get()
+            if item is done:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join()

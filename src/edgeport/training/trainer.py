@@ -222,7 +222,7 @@ def recalibrate_batchnorm_measured(model, batches, evaluate) -> dict:
     return note
 
 
-def bn_reference_batches(train_ds, cfg, cfg_json: str, executor=None) -> list[np.ndarray]:
+def bn_reference_batches(train_ds, cfg, cfg_json: str, executor=None, cache=None) -> list[np.ndarray]:
     """The fixed, un-augmented training chunks BatchNorm statistics are re-estimated on before every
     validation pass: ``cfg.bn_recalibration_batches`` batches of ``cfg.batch_size`` (fewer when the folder
     is small), from the deterministic salient chunks of a seeded choice of training files."""
@@ -238,7 +238,7 @@ def bn_reference_batches(train_ds, cfg, cfg_json: str, executor=None) -> list[np
     labels = np.zeros((n_files, train_ds.labels.shape[1]), np.float32)  # unused: statistics need inputs only
     x, _, _ = D.load_fixed([files[i] for i in picked], labels, cfg_json, executor=executor,
                            chunks_per_file=cfg.max_chunks_per_file, max_duration=cfg.max_duration,
-                           desc="BatchNorm reference chunks")
+                           desc="BatchNorm reference chunks", cache=cache)
     x = x[rng.permutation(len(x))][:want]
     n_full = len(x) // cfg.batch_size
     if n_full == 0:
@@ -300,8 +300,11 @@ def _evaluate(logit_model, x, y, loss_fn) -> tuple[float, float, np.ndarray]:
     return loss, roc_auc(y, p), p
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train (or QAT-fine-tune, or linear-probe) an audio classifier as ``cfg`` says. See module docstring."""
+def train(cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
+    """Train (or QAT-fine-tune, or linear-probe) an audio classifier as ``cfg`` says. See module docstring.
+
+    ``on_epoch(row)``, if given, is called with each epoch's history row once it is saved (the tuner reports
+    ``row["val_roc_auc"]`` to its pruner); an exception it raises stops training and propagates."""
     t_start = time.time()
     mode = "qat" if cfg.qat else "probe" if cfg.linear_probe else "train"
     suffix = {"train": "", "qat": "_qat", "probe": "_probe"}[mode]
@@ -351,7 +354,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         keras.config.set_dtype_policy("mixed_float16")
     holder: list = [None]
     try:
-        return _run(cfg, mode, out, ds, mcfg, base_model, holder, t_start, keras, tf, plan)
+        return _run(cfg, mode, out, ds, mcfg, base_model, holder, t_start, keras, tf, plan, on_epoch)
     finally:
         plan.abort()
         if cfg.mixed_precision:
@@ -360,7 +363,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             holder[0].shutdown(wait=True, cancel_futures=True)
 
 
-def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, tf, plan) -> TrainResult:
+def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, tf, plan,
+         on_epoch=None) -> TrainResult:
     from tqdm.auto import tqdm
 
     from edgeport.audio.augment import mixup, spec_augment
@@ -451,15 +455,17 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
     # ------------------------------------------------------------------ data pipeline
     cfg_json = json.dumps(mcfg.to_dict())
     executor_holder[0] = executor = D.make_executor(cfg.num_workers)
+    cache = D.cache_spec(cfg.cache_dir, cfg.cache_memory_mb, cfg.num_workers)
     val_x, val_y, val_bad = D.load_fixed(val_ds.files, val_ds.labels, cfg_json, executor=executor,
-                                         chunks_per_file=cfg.max_chunks_per_file, max_duration=cfg.max_duration)
+                                         chunks_per_file=cfg.max_chunks_per_file, max_duration=cfg.max_duration,
+                                         cache=cache)
     stream = D.ChunkStream(train_ds.files, train_ds.labels, cfg_json, executor=executor,
                            seed=cfg.seed + start_epoch, max_chunks_per_file=cfg.max_chunks_per_file,
-                           max_duration=cfg.max_duration, reservoir_size=cfg.reservoir_size)
+                           max_duration=cfg.max_duration, reservoir_size=cfg.reservoir_size, cache=cache)
     aug_rng = np.random.default_rng(cfg.seed + 7919 * (start_epoch + 1))
     # validation measures the model as it would be saved: BatchNorm statistics re-estimated on fixed clean
     # training chunks first (QAT freezes BatchNorm, probing trains only the head: their statistics stay)
-    bn_batches = bn_reference_batches(train_ds, cfg, cfg_json, executor) if mode == "train" else []
+    bn_batches = bn_reference_batches(train_ds, cfg, cfg_json, executor, cache) if mode == "train" else []
 
     def validate() -> tuple[float, float, float, dict | None]:
         """(val loss, val ROC-AUC, val ROC-AUC with the moving statistics, re-estimation note or None)."""
@@ -488,7 +494,7 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.time()
             lr_now = float(schedule(int(iterations.numpy())))
-            bar = tqdm(stream.batches(cfg.batch_size, steps), total=steps, desc=f"epoch {epoch}/{cfg.epochs}",
+            bar = tqdm(D.prefetched(stream.batches(cfg.batch_size, steps)), total=steps, desc=f"epoch {epoch}/{cfg.epochs}",
                        disable=not cfg.progress, leave=False)
             losses, ys, ps = [], [], []
             for i, (xb, yb) in enumerate(bar):
@@ -522,6 +528,8 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
             write_history(history, stage["history"])
             write_state(epoch)
             place_set()
+            if on_epoch is not None:
+                on_epoch(row)
             if wait >= cfg.patience:
                 log.info("Early stopping: no improvement for %d epochs (best epoch %d)", wait, best_epoch)
                 stopped_early = True

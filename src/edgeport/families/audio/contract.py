@@ -82,11 +82,16 @@ def input_shape(cfg: AudioModelConfig) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def normalizes(cfg: AudioModelConfig) -> bool:
+    """Whether the contract peak-normalises a file when it is read (``input_scaling`` peak)."""
+    return cfg.input_scaling == "peak"
+
+
 def load_audio(path: Path | str, cfg: AudioModelConfig, *, max_duration: float | None = None) -> np.ndarray:
     """One file as the contract reads it: mono, resampled to ``cfg.sample_rate``, peak-normalised for ``peak``."""
     from edgeport.audio.io import load
 
-    return load(path, cfg.sample_rate, max_duration=max_duration, normalize=cfg.input_scaling == "peak")
+    return load(path, cfg.sample_rate, max_duration=max_duration, normalize=normalizes(cfg))
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
@@ -182,4 +187,4 @@ def resolve(cfg: AudioModelConfig, got, *, what: str, cfg_source: str) -> AudioM
 
 
 __all__ = ["CONTRACT_KEYS", "EDGEPORT_CONTRACT", "SCALINGS", "check_input_shape", "describe", "features",
-           "fixes_for", "input_shape", "load_audio", "minmax", "resolve", "seed_contract"]
+           "fixes_for", "input_shape", "load_audio", "minmax", "normalizes", "resolve", "seed_contract"]
