@@ -79,10 +79,14 @@ def source_onnx(handle: ModelHandle, options: ExportOptions, notes: dict | None 
     notes = notes if notes is not None else {}
     if handle.framework == "torch":
         t0 = time.perf_counter()
-        model = _torch_compat.torch_to_onnx_proto(handle, opset=options.opset)
-        notes["route"] = "torch.onnx.export(dynamo=True)"
+        legacy = options.extra.get("torch_onnx_route") == "torchscript"
+        model = _torch_compat.torch_to_onnx_proto(handle, opset=options.opset, dynamo=not legacy)
+        notes["route"] = f"torch.onnx.export(dynamo={not legacy})"
         notes["export_seconds"] = round(time.perf_counter() - t0, 3)
         return model
+    if handle.framework == "onnx" and handle.model is not None and hasattr(handle.model, "graph"):
+        notes["route"] = "ONNX graph as given"  # an in-memory ModelProto (e.g. a disease head built with onnx.helper)
+        return _copy(handle.model)
     if handle.framework == "keras":
         from edgeport.exporters import _keras_onnx
 
