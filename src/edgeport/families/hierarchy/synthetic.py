@@ -40,8 +40,8 @@ def leaf_image(species: int, disease: int, size: int, rng: np.random.Generator) 
     img = np.where(inside[..., None], leaf * veins[..., None], bg)
     if disease > 0:
         colour = LESION_COLOURS[(disease - 1) % len(LESION_COLOURS)]
-        n_spots = 3 + 3 * disease
-        radius = (0.03 + 0.015 * ((disease - 1) % 3)) * (1 + rng.uniform(-0.2, 0.2))
+        n_spots = 2 + 2 * disease
+        radius = (0.06 + 0.02 * ((disease - 1) % 3)) * (1 + rng.uniform(-0.2, 0.2))
         for _ in range(n_spots):
             r, t = np.sqrt(rng.uniform(0, 0.7)), rng.uniform(0, 2 * np.pi)
             su, sv = r * ax * np.cos(t), r * ay * np.sin(t)
