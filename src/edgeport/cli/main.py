@@ -17,6 +17,8 @@ COMMANDS = {
     "demo": "edgeport.cli.demo",
     "train": "edgeport.cli.train",
     "evaluate": "edgeport.cli.evaluate",
+    "predict": "edgeport.cli.predict",
+    "ood": "edgeport.cli.ood",
 }
 
 

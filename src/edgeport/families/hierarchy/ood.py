@@ -136,3 +136,45 @@ def rejection_scores(det: OODDetector, in_emb: np.ndarray, out_emb: np.ndarray) 
     tp, fp = int(fo.sum()), int(fi.sum())
     return {"precision": tp / (tp + fp) if tp + fp else None, "recall": tp / len(fo), "plants_rejected": fp,
             "plants": int(len(fi)), "others_rejected": tp, "others": int(len(fo))}
+
+
+def refit(model_dir: Path, *, images: Path | None = None, embeddings: Path | None = None, percentile: float = 95.0,
+          estimator: str = "ledoit_wolf") -> tuple[OODDetector, dict]:
+    """``edgeport ood fit``: a new detector for a deliverables folder, from images (embedded by the folder's FP32
+    species model) or an ``.npy`` of embeddings; the metadata's sha256 entries are updated."""
+    from edgeport.families.hierarchy.deliverables import HEADS_LIST, METADATA
+    from edgeport.families.hierarchy.images import Preprocessing, list_images, load_images
+    from edgeport.runtimes.onnxruntime import OrtRunner
+
+    model_dir = Path(model_dir)
+    meta_path = model_dir / METADATA
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        dim = int(json.loads((model_dir / HEADS_LIST).read_text(encoding="utf-8"))["embedding_dim"])
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise SourceError(f"--model-dir {model_dir} is not a folder written by export --family hierarchy ({e})") from None
+    if embeddings is not None:
+        try:
+            emb = np.load(embeddings, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise SourceError(f"--embeddings {embeddings} is not a readable .npy file ({e})") from None
+        if emb.ndim != 2 or emb.shape[1] != dim:
+            raise ConfigError(f"--embeddings {embeddings} has shape {emb.shape}; this model's embeddings are (N, {dim})")
+    else:
+        fp32 = next((n for n, m in meta.get("models", {}).items() if m["role"] == "species" and m["format"] == "onnx"), None)
+        if fp32 is None:
+            raise SourceError(f"{model_dir} has no FP32 species model (species.onnx) to embed images with; "
+                              "pass --embeddings X.npy")
+        pre = Preprocessing.from_dict(meta["preprocessing"])
+        runner = OrtRunner.open(model_dir / fp32)
+        files = list_images(images, what="--images")
+        emb = np.concatenate([runner.infer({"input": load_images(files[i:i + 32], pre)})["embedding"]
+                              for i in range(0, len(files), 32)])
+    det = fit_ood(emb, percentile=percentile, estimator=estimator)
+    det.save(model_dir, opset=int(meta.get("opset", 18)), extra={"fitted_on": str(images or embeddings)})
+    check = check_onnx(model_dir, det, emb)
+    meta["ood_detector"].update({"threshold": det.threshold, "embedding_dim": det.dim})
+    for name in (NPZ, JSON, ONNX):
+        meta["sha256"][name] = sha256_path(model_dir / name)
+    atomic_write_json(meta_path, meta)
+    return det, check
