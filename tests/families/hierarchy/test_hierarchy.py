@@ -226,3 +226,20 @@ def test_ood_fit_cli_refits_from_embeddings(hierarchy_export, tmp_path):
     assert json.loads((d / "ood-detector.json").read_text())["percentile"] == 99.0
     np.save(tmp_path / "bad.npy", np.zeros((5, dim + 1)))
     assert main(["ood", "fit", "--model-dir", str(d), "--embeddings", str(tmp_path / "bad.npy")]) == 2
+
+
+def test_export_cli_refuses_bad_input_before_work(hierarchy_data, tmp_path, capsys):
+    from edgeport.cli.main import main
+
+    ck, imgs = hierarchy_data
+    out = tmp_path / "out"
+    assert main(["export", str(ck), "--family", "hierarchy", "--outdir", str(out)]) == 2
+    assert "--data-path-train" in capsys.readouterr().err
+    assert main(["export", str(ck), "--family", "hierarchy", "--formats", "tflite", "--data-path-train", str(imgs),
+                 "--outdir", str(out)]) == 2
+    assert "ONNX only" in capsys.readouterr().err
+    (tmp_path / "labels.txt").write_text("rose\nfern\noak\n")
+    assert main(["export", str(ck), "--family", "hierarchy", "--labels", str(tmp_path / "labels.txt"),
+                 "--data-path-train", str(imgs), "--outdir", str(out)]) == 2
+    assert "not in the class list" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
