@@ -38,7 +38,10 @@ def _images(folder: Path, n: int, size: int) -> Path:
 def _export(model, names, diseases, size, imgs, outdir, formats, calib):
     from edgeport.exporters import ExportOptions
     from edgeport.families.hierarchy.checkpoint import load_hierarchy
-    from edgeport.families.hierarchy.deliverables import HierarchyConfig, export_deliverables
+    from edgeport.families.hierarchy.deliverables import (
+        HierarchyConfig,
+        export_deliverables,
+    )
 
     src = load_hierarchy(model=model, class_names=names, disease_names=diseases, image_size=size)
     t0 = time.perf_counter()

@@ -31,7 +31,10 @@ def hierarchy_data(tmp_path_factory):
 def hierarchy_export(hierarchy_data, tmp_path_factory):
     """The deliverables folder of ``export --family hierarchy --formats all`` of that checkpoint."""
     from edgeport.families.hierarchy.checkpoint import load_hierarchy
-    from edgeport.families.hierarchy.deliverables import HierarchyConfig, export_deliverables
+    from edgeport.families.hierarchy.deliverables import (
+        HierarchyConfig,
+        export_deliverables,
+    )
 
     ck, imgs = hierarchy_data
     with shared_dir(tmp_path_factory, "hierarchy_export") as (d, built):

@@ -23,7 +23,11 @@ def _src(ck):
 def _held_embeddings(src, imgs):
     import torch
 
-    from edgeport.families.hierarchy.images import Preprocessing, list_images, load_images
+    from edgeport.families.hierarchy.images import (
+        Preprocessing,
+        list_images,
+        load_images,
+    )
 
     x = load_images(list_images(imgs)[::4], Preprocessing(size=src.image_size))
     with torch.no_grad():

@@ -35,4 +35,4 @@ def __getattr__(name: str):
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
-__all__ = ["FAMILY", "INPUT_NAME", "MODEL_NAME", "OUTPUT_NAMES", *_LAZY]
+__all__ = ["FAMILY", "INPUT_NAME", "MODEL_NAME", "OUTPUT_NAMES", *_LAZY]  # noqa: PLE0604

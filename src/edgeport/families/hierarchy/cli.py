@@ -36,7 +36,11 @@ def run_export(args: argparse.Namespace, source: str) -> int:
         resolve_formats,
         verification_table,
     )
-    from edgeport.families.hierarchy.images import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+    from edgeport.families.hierarchy.images import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        Preprocessing,
+    )
     from edgeport.reporting import format_table
     from edgeport.validation.gates import parse_gate_overrides
 

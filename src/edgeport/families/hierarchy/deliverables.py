@@ -33,8 +33,19 @@ from edgeport.errors import ConfigError, EdgeportError, UnsupportedFormatError
 from edgeport.export import ArtifactResult
 from edgeport.exporters import FORMATS, ExportOptions, FormatSpec, get_exporter
 from edgeport.families.hierarchy.checkpoint import HierarchySource
-from edgeport.families.hierarchy.images import Preprocessing, labelled_images, load_images, split_held_out
-from edgeport.fileio import atomic_write_json, move_into_place, path_size, remove_path, sha256_path
+from edgeport.families.hierarchy.images import (
+    Preprocessing,
+    labelled_images,
+    load_images,
+    split_held_out,
+)
+from edgeport.fileio import (
+    atomic_write_json,
+    move_into_place,
+    path_size,
+    remove_path,
+    sha256_path,
+)
 from edgeport.runtimes import open_runner
 from edgeport.sources.base import ModelHandle, TensorSpec
 from edgeport.validation import Comparison, Gate, compare, gate_for
@@ -230,7 +241,6 @@ def export_deliverables(src: HierarchySource, cfg: HierarchyConfig) -> Hierarchy
         reference_inputs=lambda n, seed: {"input": x_held[:n]},
         calibration_inputs=lambda n, seed: {"input": x_train[:n]},
     )
-    ref_species = {"species_logits": ref_logits, "embedding": ref_emb}
     heads_tmp = outdir / f".tmp-{os.getpid()}-{HEADS_DIR}"
     remove_path(heads_tmp)
     heads_tmp.mkdir()
@@ -270,7 +280,7 @@ def export_deliverables(src: HierarchySource, cfg: HierarchyConfig) -> Hierarchy
                 r, out = _export_and_judge(
                     h, fmt, options, heads_tmp / fmt.artifact_name(stem), heads_tmp / fmt.failed_name(stem),
                     {"embedding": ref_emb},
-                    lambda got, failed, key=key, s=s, gate=head_gate(gate, w.shape[0]): compare(
+                    lambda got, failed, key=key, s=s, gate=head_gate(gate, w.shape[0]): compare(  # noqa: B008
                         {key: ref_heads[s]}, {key: got["disease_logits"]}, gate, failed=failed))
                 head_results[s] = r
                 head_outs[s] = out

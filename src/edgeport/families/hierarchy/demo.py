@@ -12,10 +12,17 @@ DEMO_SIZE = 32
 
 def run_demo(out: Path, *, seed: int = 0) -> int:
     from edgeport.families.hierarchy.checkpoint import load_hierarchy
-    from edgeport.families.hierarchy.deliverables import HierarchyConfig, export_deliverables, verification_table
+    from edgeport.families.hierarchy.deliverables import (
+        HierarchyConfig,
+        export_deliverables,
+        verification_table,
+    )
     from edgeport.families.hierarchy.fit import make_hierarchy_checkpoint
     from edgeport.families.hierarchy.predict import Predictor, format_predictions
-    from edgeport.families.hierarchy.synthetic import write_other_folder, write_plant_folder
+    from edgeport.families.hierarchy.synthetic import (
+        write_other_folder,
+        write_plant_folder,
+    )
     from edgeport.reporting import format_table
 
     base = Path(out) / "images"

@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.families.hierarchy.images import Preprocessing
-from edgeport.families.hierarchy.synthetic import disease_lists, plant_arrays, species_names
+from edgeport.families.hierarchy.synthetic import (
+    disease_lists,
+    plant_arrays,
+    species_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +81,9 @@ def make_hierarchy_checkpoint(path: Path, *, n_species: int = 4, disease_counts:
     stats = fit(model, _normalise(imgs, pre), sp, dz, names, steps=steps, seed=seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from edgeport.fileio import atomic_write_bytes
     import io
+
+    from edgeport.fileio import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save({"model_config": cfg, "model_state_dict": model.state_dict(), "class_names": names,

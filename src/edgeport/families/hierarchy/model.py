@@ -9,6 +9,8 @@ embedding).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -23,7 +25,7 @@ class SmallCNN(nn.Module):
         super().__init__()
         chans = [3, width, 2 * width, 4 * width]
         layers: list[nn.Module] = []
-        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+        for cin, cout in itertools.pairwise(chans):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.out_dim = chans[-1]

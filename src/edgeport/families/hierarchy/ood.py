@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import ConfigError, SourceError
-from edgeport.fileio import atomic_save_npz, atomic_write_bytes, atomic_write_json, sha256_path
+from edgeport.fileio import (
+    atomic_save_npz,
+    atomic_write_bytes,
+    atomic_write_json,
+    sha256_path,
+)
 
 NPZ, JSON, ONNX = "ood-detector.npz", "ood-detector.json", "ood-detector.onnx"
 ESTIMATORS = ("ledoit_wolf", "oas")
@@ -126,7 +131,7 @@ def check_onnx(folder: Path, det: OODDetector, emb: np.ndarray) -> dict:
     got, flag = onnx_distance(folder, emb)
     rel = np.abs(got.astype(np.float64) - ref) / np.maximum(np.abs(ref), 1e-6)
     flags_agree = float(np.mean(flag == (ref > det.threshold)))
-    return {"max_rel_diff": float(rel.max()), "gate": ONNX_REL_TOL, "rows": int(len(ref)),
+    return {"max_rel_diff": float(rel.max()), "gate": ONNX_REL_TOL, "rows": len(ref),
             "flag_agreement": flags_agree, "passed": bool(rel.max() <= ONNX_REL_TOL)}
 
 
@@ -135,7 +140,7 @@ def rejection_scores(det: OODDetector, in_emb: np.ndarray, out_emb: np.ndarray) 
     fi, fo = det.is_ood(in_emb), det.is_ood(out_emb)
     tp, fp = int(fo.sum()), int(fi.sum())
     return {"precision": tp / (tp + fp) if tp + fp else None, "recall": tp / len(fo), "plants_rejected": fp,
-            "plants": int(len(fi)), "others_rejected": tp, "others": int(len(fo))}
+            "plants": len(fi), "others_rejected": tp, "others": len(fo)}
 
 
 def refit(model_dir: Path, *, images: Path | None = None, embeddings: Path | None = None, percentile: float = 95.0,
@@ -143,7 +148,11 @@ def refit(model_dir: Path, *, images: Path | None = None, embeddings: Path | Non
     """``edgeport ood fit``: a new detector for a deliverables folder, from images (embedded by the folder's FP32
     species model) or an ``.npy`` of embeddings; the metadata's sha256 entries are updated."""
     from edgeport.families.hierarchy.deliverables import HEADS_LIST, METADATA
-    from edgeport.families.hierarchy.images import Preprocessing, list_images, load_images
+    from edgeport.families.hierarchy.images import (
+        Preprocessing,
+        list_images,
+        load_images,
+    )
     from edgeport.runtimes.onnxruntime import OrtRunner
 
     model_dir = Path(model_dir)
