@@ -162,7 +162,7 @@ def head_gate(gate: Gate, n_diseases: int) -> Gate:
     """The gate of a head with ``n_diseases`` outputs. A one-disease head has no row-wise cosine or top-1 worth
     the name: the cosine of a single logit is only its sign, and that logit is never trained (cross-entropy over
     one class has no gradient; its softmax is always 1). It is judged by Pearson r across rows at the cosine
-    bound instead (measured on the demo: INT8 row "cosine" 0.857 from sign flips of near-zero logits)."""
+    bound instead (INT8 rounding flips the sign of near-zero logits: row "cosine" -1, no prediction changed)."""
     if n_diseases > 1 or gate.min_cosine is None:
         return gate
     return replace(gate, min_cosine=None, min_top1=None, min_pearson=max(gate.min_pearson or 0.0, gate.min_cosine))
