@@ -320,6 +320,7 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
             )
     except Exception as e:
         raise ConversionError(f"FP16 conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+    retargeted = retarget_float_casts(out, set(block))
     want = TensorProto.FLOAT16 if fp16_io else TensorProto.FLOAT
     casted = force_output_types(out, want)
     folded = fold_cast_roundtrips(out)
@@ -331,8 +332,28 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
         "initializers_unshared": copies,
         "outputs_recast": casted,
         "fp16_roundtrips_removed": folded,
+        "casts_retargeted_fp16": retargeted,
     }
     return out, info
+
+
+def retarget_float_casts(model, blocked: set[str]) -> int:
+    """``Cast(to=FLOAT)`` nodes outside the block list whose output the converter typed FLOAT16: make them cast to
+    FLOAT16. onnxconverter-common leaves them (a TorchScript export of transformers' Swin casts its shifted-window
+    attention mask to float), and ONNX Runtime then refuses the file: "Type (tensor(float16)) of output arg ...
+    does not match expected type (tensor(float))"."""
+    from onnx import TensorProto, helper
+
+    fp16_values = {v.name for v in model.graph.value_info if _float_type_of(v) == TensorProto.FLOAT16}
+    count = 0
+    for node in _all_nodes(model.graph):
+        if node.op_type != "Cast" or node.name in blocked or node.output[0] not in fp16_values:
+            continue
+        for a in node.attribute:
+            if a.name == "to" and helper.get_attribute_value(a) == TensorProto.FLOAT:
+                a.i = TensorProto.FLOAT16
+                count += 1
+    return count
 
 
 # ----------------------------------------------------------------------------------------------- INT8
