@@ -321,6 +321,7 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
     except Exception as e:
         raise ConversionError(f"FP16 conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
     retargeted = retarget_float_casts(out, set(block))
+    retargeted += cast_mixed_inputs(out)
     want = TensorProto.FLOAT16 if fp16_io else TensorProto.FLOAT
     casted = force_output_types(out, want)
     folded = fold_cast_roundtrips(out)
@@ -335,6 +336,36 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
         "casts_retargeted_fp16": retargeted,
     }
     return out, info
+
+
+_MIXED_TYPE_OPS = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Conv")
+
+
+def cast_mixed_inputs(model) -> int:
+    """Insert ``Cast(to=FLOAT16)`` in front of FLOAT inputs of arithmetic nodes whose other inputs are FLOAT16 (the
+    converter misses the boundary when a kept-FP32 value is also a graph output: transformers' Swin pooled
+    embedding feeding the species head's Gemm)."""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    types = {v.name: _float_type_of(v) for v in (*g.input, *g.value_info, *g.output)}
+    types.update({i.name: i.data_type for i in g.initializer})
+    new_nodes, count = [], 0
+    for node in g.node:
+        ins = [types.get(i) for i in node.input]
+        if node.op_type in _MIXED_TYPE_OPS and TensorProto.FLOAT16 in ins and TensorProto.FLOAT in ins:
+            for k, t in enumerate(ins):
+                if t == TensorProto.FLOAT:
+                    cast_out = f"{node.input[k]}__fp16_for_{node.name or count}"
+                    new_nodes.append(helper.make_node("Cast", [node.input[k]], [cast_out], to=TensorProto.FLOAT16,
+                                                      name=f"{cast_out}_Cast"))
+                    node.input[k] = cast_out
+                    count += 1
+        new_nodes.append(node)
+    if count:
+        del g.node[:]
+        g.node.extend(new_nodes)
+    return count
 
 
 def retarget_float_casts(model, blocked: set[str]) -> int:
