@@ -8,7 +8,9 @@ Two parts, each on data it makes itself (nothing is downloaded):
   reports its ROC-AUC beside a mean-spectrum baseline; then exports the trained model to
   ``AUDIO_FORMATS`` (``edgeport export X.keras --data-path-train D``: calibrated and validated on the
   training folder) and evaluates the Keras model and every artifact on the held-out test folder
-  (``edgeport evaluate``), printing ROC-AUC and cmAP of each beside the Keras model's.
+  (``edgeport evaluate``), printing ROC-AUC and cmAP of each beside the Keras model's;
+- images: a species + disease small CNN fitted on synthetic leaves, exported as the deliverables folder
+  (``families/hierarchy/demo.py``), with a few ``edgeport predict`` rows.
 
 Exit code 1 when an artifact of either part misses its gate (or an audio artifact cannot be evaluated).
 """
@@ -27,7 +29,7 @@ from edgeport.sources.keras import NUM_SAMPLES, VALIDATE_SAMPLES
 if TYPE_CHECKING:
     from edgeport.export import ExportResult
 
-PARTS = ("geo", "audio")
+PARTS = ("geo", "audio", "images")
 HELP = "run the main job on built-in synthetic data: build reference models, export and validate every format"
 #: What the audio part converts the trained DS-CNN to (issue 4, item 8).
 AUDIO_FORMATS = ("tflite_int8_full", "tflite", "onnx", "onnx_int8_static")
@@ -56,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         code = max(code, _geo(args, out))
     if "audio" in args.parts:
         code = max(code, _audio(args, out))
+    if "images" in args.parts:
+        from edgeport.families.hierarchy.demo import run_demo
+
+        code = max(code, run_demo(out, seed=args.seed))
     code = max(code, _predict(args.parts, out))
     verdict = "every artifact passed its gate" if code == 0 else "an artifact missed its gate (exit code 1)"
     print(f"\ndemo finished in {time.perf_counter() - t_start:.0f} s; {verdict}; everything is under {out}/")

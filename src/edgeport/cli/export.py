@@ -60,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write the ONNX FP32 artifact")
     a.add_argument("--report-json", "--report_json", dest="report_json", type=Path, default=None,
                    help="also write the structured conversion report (validation figures per artifact) here")
+    from edgeport.families.hierarchy.cli import add_export_arguments
+
+    add_export_arguments(p)
     v = p.add_argument_group("validation")
     v.add_argument("--tol", type=float, default=1e-4, help="max abs diff gate of the FP32 formats")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device of the reference model")
@@ -146,6 +149,10 @@ def run(args: argparse.Namespace) -> int:
     from edgeport.validation.gates import check_gate_overrides, parse_gate_overrides
 
     source = resolve_source(args, DEFAULT_CHECKPOINT)
+    if args.family == "hierarchy":
+        from edgeport.families.hierarchy.cli import run_export
+
+        return run_export(args, source)
     outdir, name = _output_path(args)
     check_flags(args)
     gates = parse_gate_overrides(args.gate)

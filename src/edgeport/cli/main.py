@@ -23,6 +23,7 @@ COMMANDS = {
     "evaluate": "edgeport.cli.evaluate",
     "predict": "edgeport.cli.predict",
     "tune": "edgeport.cli.tune",
+    "ood": "edgeport.cli.ood",
 }
 
 

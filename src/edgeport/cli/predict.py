@@ -1,14 +1,16 @@
 """``edgeport predict``: an audio artifact on recordings -> detection tables (CSV, Raven); a geo artifact on
-locations -> species lists (JSON, CSV); audio detections filtered by a geo model's species at a place."""
+locations -> species lists (JSON, CSV); audio detections filtered by a geo model's species at a place;
+``--model-dir DIR IMAGE...``: a species + disease deliverables folder on images (species, routed disease, OOD)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-HELP = ("run an audio artifact on recordings (per-detection CSV, Raven selection tables) or a geo artifact on "
-        "locations (species above a threshold)")
+HELP = ("run an audio artifact on recordings (per-detection CSV, Raven selection tables), a geo artifact on "
+        "locations (species above a threshold), or --model-dir DIR IMAGE... (species + disease images)")
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from edgeport.prediction.tables import RTYPES
 
     m = p.add_argument_group("model")
-    m.add_argument("artifact", metavar="ARTIFACT",
+    m.add_argument("paths", nargs="*", metavar="ARTIFACT | IMAGE",
                    help="an audio classifier (.keras, .tflite, .onnx, SavedModel folder) with its model config, "
-                        "or a geo model (.onnx, .tflite, SavedModel) with labels.txt beside it")
+                        "or a geo model (.onnx, .tflite, SavedModel) with labels.txt beside it; with --model-dir: "
+                        "image files or folders (JPEG, PNG)")
     m.add_argument("--model-config", "--model_config", dest="model_config", default=None,
                    help="X_model_config.json of an audio artifact (default: found as edgeport evaluate finds it)")
     m.add_argument("--trust-source", action="store_true",
@@ -44,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--overlap", type=float, default=0.0,
                    help="seconds shared by consecutive chunks (below the model's chunk duration)")
     a.add_argument("--min-conf", type=float, default=DEFAULT_MIN_CONF, help="lowest confidence reported")
-    a.add_argument("--top-k", type=int, default=None, help="at most this many species per chunk (default: all)")
+    a.add_argument("--top-k", type=int, default=None,
+                   help="at most this many species per chunk (default: all; images: 3 species and diseases)")
     a.add_argument("--max-duration", type=float, default=None, help="seconds read per file (default: all)")
     a.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     g = p.add_argument_group("place (a geo ARTIFACT, or --geo-model with --input)")
@@ -60,6 +64,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "--week filter the detections")
     g.add_argument("--geo-threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="with --geo-model: a species is kept where the geo model gives it at least this")
+    im = p.add_argument_group("images (species + disease deliverables folder)")
+    im.add_argument("--model-dir", type=Path, default=None, help="a folder written by export --family hierarchy")
+    im.add_argument("--precision", default=None, choices=["onnx", "onnx_fp16", "onnx_int8", "onnx_int8_static"],
+                    help="which artifacts to run (default: INT8 dynamic when present, else FP32)")
+    im.add_argument("--heads", choices=["fused", "per-file"], default="fused",
+                    help="fused head model or per-head files")
+    im.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _place(args) -> tuple[float, float, float] | None:
@@ -76,6 +87,15 @@ def _place(args) -> tuple[float, float, float] | None:
 def run(args: argparse.Namespace) -> int:
     from edgeport.errors import ConfigError
 
+    if args.model_dir is not None:
+        from edgeport.families.hierarchy.cli import run_predict
+
+        args.images, args.top_k = args.paths, args.top_k or 3
+        return run_predict(args)
+    if len(args.paths) != 1:
+        raise ConfigError(f"give one ARTIFACT (got {len(args.paths)}: {' '.join(args.paths) or 'none'}); images "
+                          "go with --model-dir DIR")
+    args.artifact = args.paths[0]
     place = _place(args)
     if args.input is not None:
         if args.points is not None:

@@ -177,12 +177,17 @@ def sample_tensors(handle: ModelHandle, batch: int) -> dict:
     return {n: torch.from_numpy(feeds[n].copy()) for n in handle.input_names}
 
 
-def torch_to_onnx_proto(handle: ModelHandle, *, opset: int):
-    """Export a torch handle with the dynamo exporter: names kept, batch dynamic where the spec says None."""
+def torch_to_onnx_proto(handle: ModelHandle, *, opset: int, dynamo: bool = True):
+    """Export a torch handle with the dynamo exporter: names kept, batch dynamic where the spec says None.
+
+    ``dynamo=False`` takes the TorchScript-based exporter with ``dynamic_axes`` (transformers' Swin: the dynamo
+    exporter fails on a view in the window attention with a dynamic batch; measured in LESSONS.md)."""
     torch = import_torch()
     module = ordered_module(handle, as_dict=False)
     sample = sample_tensors(handle, SAMPLE_BATCH)
     check_eager(module, sample)
+    if not dynamo:
+        return _torchscript_onnx(torch, module, sample, handle, opset)
     batch = torch.export.Dim("batch", min=1)
     dynamic = tuple({0: batch} if spec.shape and spec.shape[0] is None else {} for spec in handle.inputs)
     try:
@@ -206,6 +211,22 @@ def torch_to_onnx_proto(handle: ModelHandle, *, opset: int):
     if program is None:
         raise ConversionError("torch.onnx export returned nothing")
     return program.model_proto
+
+
+def _torchscript_onnx(torch, module, sample: dict, handle: ModelHandle, opset: int):
+    import onnx
+
+    axes = {t.name: {0: "batch"} for t in (*handle.inputs, *handle.outputs) if t.shape and t.shape[0] is None}
+    buf = io.BytesIO()
+    try:
+        with quiet(), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, tuple(sample[n] for n in handle.input_names), buf, dynamo=False,
+                              opset_version=opset, input_names=list(handle.input_names),
+                              output_names=list(handle.output_names), dynamic_axes=axes, do_constant_folding=True)
+    except Exception as e:
+        raise ConversionError(f"torch.onnx export (TorchScript) failed: {_first_line(e)}") from e
+    return onnx.load_model_from_string(buf.getvalue())
 
 
 def node_scopes(node) -> list[str]:

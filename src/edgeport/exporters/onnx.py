@@ -79,10 +79,14 @@ def source_onnx(handle: ModelHandle, options: ExportOptions, notes: dict | None 
     notes = notes if notes is not None else {}
     if handle.framework == "torch":
         t0 = time.perf_counter()
-        model = _torch_compat.torch_to_onnx_proto(handle, opset=options.opset)
-        notes["route"] = "torch.onnx.export(dynamo=True)"
+        legacy = options.extra.get("torch_onnx_route") == "torchscript"
+        model = _torch_compat.torch_to_onnx_proto(handle, opset=options.opset, dynamo=not legacy)
+        notes["route"] = f"torch.onnx.export(dynamo={not legacy})"
         notes["export_seconds"] = round(time.perf_counter() - t0, 3)
         return model
+    if handle.framework == "onnx" and handle.model is not None and hasattr(handle.model, "graph"):
+        notes["route"] = "ONNX graph as given"  # an in-memory ModelProto (e.g. a disease head built with onnx.helper)
+        return _copy(handle.model)
     if handle.framework == "keras":
         from edgeport.exporters import _keras_onnx
 
@@ -316,6 +320,8 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
             )
     except Exception as e:
         raise ConversionError(f"FP16 conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+    retargeted = retarget_float_casts(out, set(block))
+    retargeted += cast_mixed_inputs(out)
     want = TensorProto.FLOAT16 if fp16_io else TensorProto.FLOAT
     casted = force_output_types(out, want)
     folded = fold_cast_roundtrips(out)
@@ -327,8 +333,58 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
         "initializers_unshared": copies,
         "outputs_recast": casted,
         "fp16_roundtrips_removed": folded,
+        "casts_retargeted_fp16": retargeted,
     }
     return out, info
+
+
+_MIXED_TYPE_OPS = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Conv")
+
+
+def cast_mixed_inputs(model) -> int:
+    """Insert ``Cast(to=FLOAT16)`` in front of FLOAT inputs of arithmetic nodes whose other inputs are FLOAT16 (the
+    converter misses the boundary when a kept-FP32 value is also a graph output: transformers' Swin pooled
+    embedding feeding the species head's Gemm)."""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    types = {v.name: _float_type_of(v) for v in (*g.input, *g.value_info, *g.output)}
+    types.update({i.name: i.data_type for i in g.initializer})
+    new_nodes, count = [], 0
+    for node in g.node:
+        ins = [types.get(i) for i in node.input]
+        if node.op_type in _MIXED_TYPE_OPS and TensorProto.FLOAT16 in ins and TensorProto.FLOAT in ins:
+            for k, t in enumerate(ins):
+                if t == TensorProto.FLOAT:
+                    cast_out = f"{node.input[k]}__fp16_for_{node.name or count}"
+                    new_nodes.append(helper.make_node("Cast", [node.input[k]], [cast_out], to=TensorProto.FLOAT16,
+                                                      name=f"{cast_out}_Cast"))
+                    node.input[k] = cast_out
+                    count += 1
+        new_nodes.append(node)
+    if count:
+        del g.node[:]
+        g.node.extend(new_nodes)
+    return count
+
+
+def retarget_float_casts(model, blocked: set[str]) -> int:
+    """``Cast(to=FLOAT)`` nodes outside the block list whose output the converter typed FLOAT16: make them cast to
+    FLOAT16. onnxconverter-common leaves them (a TorchScript export of transformers' Swin casts its shifted-window
+    attention mask to float), and ONNX Runtime then refuses the file: "Type (tensor(float16)) of output arg ...
+    does not match expected type (tensor(float))"."""
+    from onnx import TensorProto, helper
+
+    fp16_values = {v.name for v in model.graph.value_info if _float_type_of(v) == TensorProto.FLOAT16}
+    count = 0
+    for node in _all_nodes(model.graph):
+        if node.op_type != "Cast" or node.name in blocked or node.output[0] not in fp16_values:
+            continue
+        for a in node.attribute:
+            if a.name == "to" and helper.get_attribute_value(a) == TensorProto.FLOAT:
+                a.i = TensorProto.FLOAT16
+                count += 1
+    return count
 
 
 # ----------------------------------------------------------------------------------------------- INT8

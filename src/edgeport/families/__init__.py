@@ -65,6 +65,23 @@ FAMILIES.register(
     ),
 )
 
+FAMILIES.register(
+    "hierarchy",
+    Family(
+        name="hierarchy",
+        model_name="species",
+        config_keys=frozenset({"backbone", "disease_names"}),
+        input_specs=(TensorSpec("input", (None, 3, 224, 224)),),
+        output_names=("species_logits", "embedding"),
+        hooks={
+            "build": "edgeport.families.hierarchy.model:build_from_config",
+            "wrap": "edgeport.families.hierarchy.wrapper:wrap_species",
+            "reference_inputs": "edgeport.families.hierarchy.wrapper:reference_inputs",
+            "calibration_inputs": "edgeport.families.hierarchy.wrapper:calibration_inputs",
+        },
+    ),
+)
+
 
 def family_for_config(cfg: dict) -> Family | None:
     """The family whose config keys a checkpoint's model_config carries, if any."""
