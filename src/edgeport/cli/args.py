@@ -33,3 +33,18 @@ def resolve_source(args: argparse.Namespace, default: str | None) -> str:
     if src is None:
         raise ConfigError("no model given: pass SOURCE or --checkpoint PATH")
     return src
+
+
+def add_scoring_arguments(g) -> None:
+    """How an audio classifier artifact is run and its scores read (evaluate, predict)."""
+    g.add_argument("--trust-source", action="store_true",
+                   help="allow a .keras file holding Python code (Lambda layers); only for files you trust")
+    g.add_argument("--output-name", default=None, help="the output holding the class scores (multi-output models)")
+    g.add_argument("--sigmoid", choices=tuple(SIGMOID_CHOICES), default="auto",
+                   help="apply the sigmoid to the scores: auto = as the model config says (sigmoid_in_graph), else "
+                        "when the output is named logits or any score falls outside [0, 1]")
+    g.add_argument("--threads", type=int, default=None, help="runtime threads (TFLite, ONNX Runtime)")
+
+
+#: --sigmoid -> apply_sigmoid (None: decided from the model config, the output name and the score range)
+SIGMOID_CHOICES = {"auto": None, "yes": True, "no": False}

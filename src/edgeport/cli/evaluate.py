@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from edgeport.cli.args import SIGMOID_CHOICES, add_scoring_arguments
+
 HELP = ("evaluate an audio classifier artifact (.keras, .tflite, .onnx) on a labelled test folder: "
         "ROC-AUC, cmAP, mAP, P/R/F1, per-species AP, thresholds, DET, latency")
 
@@ -24,13 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--model-config", "--model_config", dest="model_config", default=None,
                    help="X_model_config.json (default: inferred from the artifact's name or the export's "
                         "manifest.json: X.keras, X.onnx, X_quantized.tflite -> X_model_config.json)")
-    m.add_argument("--trust-source", action="store_true",
-                   help="allow a .keras file holding Python code (Lambda layers); only for files you trust")
-    m.add_argument("--output-name", default=None, help="the output holding the class scores (multi-output models)")
-    m.add_argument("--sigmoid", choices=("auto", "yes", "no"), default="auto",
-                   help="apply the sigmoid to the scores: auto = when the output is named logits or any score "
-                        "falls outside [0, 1]")
-    m.add_argument("--threads", type=int, default=None, help="runtime threads (TFLite, ONNX Runtime)")
+    add_scoring_arguments(m)
     d = p.add_argument_group("test data")
     d.add_argument("--data-path-test", "--data_path_test", "--test-dir", dest="data_path_test", required=True,
                    help=f"folder with one sub-folder per species ({', '.join(NOISE_CLASSES)} folders give "
@@ -134,7 +130,7 @@ def _evaluate_and_write(args: argparse.Namespace, artifact, plan) -> int:
     result = evaluate_audio_artifact(
         artifact, args.data_path_test, model_config=args.model_config, overlap=args.overlap, pooling=args.pooling,
         sharpness=args.lme_sharpness, threshold=args.threshold, batch_size=args.batch_size,
-        apply_sigmoid={"auto": None, "yes": True, "no": False}[args.sigmoid], output_name=args.output_name,
+        apply_sigmoid=SIGMOID_CHOICES[args.sigmoid], output_name=args.output_name,
         species_report=args.species_report, n_boot=args.n_boot, ci=args.ci, seed=args.seed,
         benchmark_latency=args.benchmark_latency, max_duration=args.max_duration,
         max_files_per_class=args.max_samples, num_workers=args.num_workers, trust_source=args.trust_source,

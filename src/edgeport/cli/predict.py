@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from edgeport.cli.args import SIGMOID_CHOICES, add_scoring_arguments
+
 HELP = ("run an audio artifact on recordings (per-detection CSV, Raven selection tables), a geo artifact on "
         "locations (species above a threshold), or --model-dir DIR IMAGE... (species + disease images)")
 
@@ -30,13 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "image files or folders (JPEG, PNG)")
     m.add_argument("--model-config", "--model_config", dest="model_config", default=None,
                    help="X_model_config.json of an audio artifact (default: found as edgeport evaluate finds it)")
-    m.add_argument("--trust-source", action="store_true",
-                   help="allow a .keras file holding Python code (Lambda layers); only for files you trust")
-    m.add_argument("--output-name", default=None, help="the output holding the class scores (multi-output models)")
-    m.add_argument("--sigmoid", choices=("auto", "yes", "no"), default="auto",
-                   help="apply the sigmoid to the scores: auto = when the output is named logits or any score "
-                        "falls outside [0, 1]")
-    m.add_argument("--threads", type=int, default=None, help="runtime threads (TFLite, ONNX Runtime)")
+    add_scoring_arguments(m)
     m.add_argument("--batch-size", type=int, default=64, help="chunks per inference call")
     a = p.add_argument_group("audio")
     a.add_argument("--input", "-i", default=None, help="a recording or a folder of recordings (searched recursively)")
@@ -128,7 +124,7 @@ def _audio(args, place) -> int:
 
     predictor = AudioPredictor(
         args.artifact, args.input, model_config=args.model_config, overlap=args.overlap, min_conf=args.min_conf,
-        top_k=args.top_k, batch_size=args.batch_size, apply_sigmoid={"auto": None, "yes": True, "no": False}[args.sigmoid],
+        top_k=args.top_k, batch_size=args.batch_size, apply_sigmoid=SIGMOID_CHOICES[args.sigmoid],
         output_name=args.output_name, max_duration=args.max_duration, trust_source=args.trust_source,
         threads=args.threads)
     if place is not None:
