@@ -81,7 +81,7 @@ def test_bad_files(tmp_path):
         KerasRunner.open(tmp_path / "nope.keras")
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip file")
-    with pytest.raises(SourceError, match="cannot load bad.keras"):
+    with pytest.raises(SourceError, match="bad.keras is not a readable Keras model file"):
         KerasRunner.open(bad)
 
 

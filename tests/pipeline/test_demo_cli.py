@@ -115,7 +115,7 @@ def test_demo_audio_step_exit_code_follows_a_failed_gate(step_inputs, tmp_path, 
                                       num_samples=16, validate_samples=32, reports=False)
     printed = capsys.readouterr().out
     row = step.row("onnx")
-    assert row.status == "failed" and "max abs diff" in row.reason and step.exit_code == 1
+    assert row.status == "failed" and "max_abs_diff" in row.reason and step.exit_code == 1
     # the failed artifact is kept as .failed and still evaluated: the gate failed it, not the task figure
     assert row.path.name.endswith(".failed.onnx") and row.roc_auc is not None
     assert abs(row.roc_auc - step.row("keras").roc_auc) <= FP32_MARGIN

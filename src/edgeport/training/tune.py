@@ -353,6 +353,12 @@ def int8_val_roc_auc(model_path: Path, cfg: TrainConfig, outdir: Path, tc: TuneC
     from edgeport.training import data as D
     from edgeport.training.trainer import roc_auc
 
+    ds = D.scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
+    _, va = D.split_dataset(ds, cfg.val_split, cfg.seed)
+    val = ds.subset(va)
+    if not len(val):
+        raise ConfigError(f"--objective int8 scores the artifact on the validation split, and --val-split "
+                          f"{cfg.val_split:g} leaves no file of {cfg.data_path_train} for it: raise --val-split")
     handle = load_source(model_path)
     attach_audio_data(handle, cfg.data_path_train, num_samples=tc.calibration_samples,
                       validate_samples=tc.validate_samples, progress=False)
@@ -364,9 +370,6 @@ def int8_val_roc_auc(model_path: Path, cfg: TrainConfig, outdir: Path, tc: TuneC
     if art.status != "passed":
         why = art.error or "; ".join(art.comparison.failures if art.comparison is not None else [])
         raise ConversionError(f"tflite_int8_full {art.status}: {why}")
-    ds = D.scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
-    _, va = D.split_dataset(ds, cfg.val_split, cfg.seed)
-    val = ds.subset(va)
     cfg_json = _model_config_json(model_path)
     x, y, _ = D.load_fixed(val.files, val.labels, cfg_json, chunks_per_file=cfg.max_chunks_per_file,
                            max_duration=cfg.max_duration,
