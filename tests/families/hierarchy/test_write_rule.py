@@ -23,7 +23,10 @@ def _tree(d):
 
 def _export(ck, imgs, out, **kw):
     from edgeport.families.hierarchy.checkpoint import load_hierarchy
-    from edgeport.families.hierarchy.deliverables import HierarchyConfig, export_deliverables
+    from edgeport.families.hierarchy.deliverables import (
+        HierarchyConfig,
+        export_deliverables,
+    )
 
     return export_deliverables(load_hierarchy(ck), HierarchyConfig(formats=("onnx",), outdir=out, data_path_train=imgs,
                                                                    latency_repeats=1, **kw))
@@ -70,7 +73,11 @@ def test_symlinks_replaced_never_written_through_and_stale_staging_cleaned(hiera
     import torch
 
     from edgeport.families.hierarchy.checkpoint import load_hierarchy
-    from edgeport.families.hierarchy.images import Preprocessing, list_images, load_images
+    from edgeport.families.hierarchy.images import (
+        Preprocessing,
+        list_images,
+        load_images,
+    )
     from edgeport.runtimes.onnxruntime import OrtRunner
 
     ck, imgs = hierarchy_data
