@@ -164,3 +164,31 @@ def test_ood_fit_refits_in_place_as_one_set(hierarchy_export, tmp_path, monkeypa
     assert json.loads((d / "manifest.json").read_text())["metadata_sha256"] == sha256_path(d / "onnx-metadata.json")
     x = np.load(emb)
     np.testing.assert_allclose(ood.onnx_distance(d, x)[0], det.distance(x), rtol=1e-4)
+
+
+def test_force_rerun_drops_the_earlier_model_whose_new_one_fails(hierarchy_data, hierarchy_export, tmp_path,
+                                                                  monkeypatch):
+    from edgeport.families.hierarchy import deliverables
+
+    ck, imgs = hierarchy_data
+    d = tmp_path / "copy"
+    shutil.copytree(hierarchy_export, d)
+    before = _tree(d)
+    real = deliverables.get_exporter
+
+    def exporter(fmt):
+        def export(handle, **kw):
+            if handle.name == "species":
+                raise RuntimeError("converter crashed")
+            return real(fmt)(handle, **kw)
+        return export
+
+    monkeypatch.setattr(deliverables, "get_exporter", exporter)
+    res = _export(ck, imgs, d, force=True)
+    assert not res.passed
+    assert [a.status for a in res.artifacts if a.format == "species/onnx"] == ["error"]
+    assert not (d / "species.onnx").exists()  # the earlier FP32 species model went: folder and manifest agree
+    assert (d / "species_fp16.onnx").exists() and _tree(d)["species_fp16.onnx"] == before["species_fp16.onnx"]
+    assert (d / "disease-heads-fused.onnx").exists() and not (d / STAGING).exists()
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert all(a["file"] is None or (d / a["file"]).is_file() for a in manifest["artifacts"])

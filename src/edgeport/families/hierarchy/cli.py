@@ -40,9 +40,11 @@ def run_export(args: argparse.Namespace, source: str) -> int:
     from edgeport.families.hierarchy.checkpoint import load_hierarchy
     from edgeport.families.hierarchy.deliverables import (
         DEFAULT_FORMATS,
+        NEEDS_DATA,
         ONNX_FORMATS,
         HierarchyConfig,
         export_deliverables,
+        plan_deliverables,
         resolve_formats,
         verification_table,
     )
@@ -71,13 +73,19 @@ def run_export(args: argparse.Namespace, source: str) -> int:
         raise ConfigError(f"--gate {other[0]}: the hierarchy family's deliverables are ONNX only; gate one of "
                           f"{list(ONNX_FORMATS)}")
     formats = tuple(args.formats or DEFAULT_FORMATS)
-    resolve_formats(formats)  # refuse non-ONNX names before loading anything
+    specs = resolve_formats(formats)  # refuse non-ONNX names before loading anything
+    if args.data_path_train is None:
+        raise ConfigError(NEEDS_DATA)
+    outdir = Path(args.outdir or "exports")
+    if outdir.exists() and not outdir.is_dir():
+        raise ConfigError(f"--outdir {outdir} is a file; choose a directory")
+    plan_deliverables(outdir, args.name or "species", specs, args.force)  # earlier outputs: refused before loading
     src = load_hierarchy(source, factory=args.factory, trust_source=args.trust_source, heads_attr=args.heads_attr,
                          labels=args.labels, disease_labels=args.disease_labels, image_size=args.image_size)
     pre = Preprocessing(size=src.image_size, resize=args.resize, mean=tuple(args.mean or IMAGENET_MEAN),
                         std=tuple(args.std or IMAGENET_STD))
     cfg = HierarchyConfig(
-        formats=formats, outdir=Path(args.outdir or "exports"),
+        formats=formats, outdir=outdir,
         data_path_train=Path(args.data_path_train) if args.data_path_train else None, name=args.name or "species",
         force=args.force, tol=args.tol, ood_percentile=args.ood_percentile, ood_estimator=args.ood_estimator,
         preprocessing=pre, gate_overrides=gates,

@@ -61,6 +61,8 @@ METADATA = "onnx-metadata.json"
 SEED_FLOAT_GATE = 0.01  # seed 002: float ONNX species model within 0.01 max abs diff of PyTorch
 TASK_DROP_GATE = 0.01  # seed 002: INT8 accuracy within 1 point of float
 MAX_REFERENCE = 256
+NEEDS_DATA = ("--family hierarchy needs --data-path-train IMAGES/ (calibration, held-out validation, the OOD "
+              "detector's training embeddings)")
 N_OTHER_IMAGES = 64
 
 
@@ -150,6 +152,7 @@ def _export_and_judge(handle: ModelHandle, fmt: FormatSpec, options: ExportOptio
     finally:
         if res.path is None:
             remove_path(final)
+            remove_path(failed_path)
         shutil.rmtree(work, ignore_errors=True)
     return res, got
 
@@ -202,8 +205,7 @@ def export_deliverables(src: HierarchySource, cfg: HierarchyConfig) -> Hierarchy
     area and moved into place together at the end; an interrupted or failed run leaves the earlier set whole."""
     specs = resolve_formats(cfg.formats)
     if cfg.data_path_train is None:
-        raise ConfigError("--family hierarchy needs --data-path-train IMAGES/ (calibration, held-out validation, "
-                          "the OOD detector's training embeddings)")
+        raise ConfigError(NEEDS_DATA)
     pre = cfg.preprocessing or Preprocessing(size=src.image_size)
     if pre.size != src.image_size:
         pre = replace(pre, size=src.image_size)
