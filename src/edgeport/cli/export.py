@@ -138,6 +138,21 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--data-path-train {args.data_path_train} is not a folder")
 
 
+def refuse_unused_flags(args: argparse.Namespace, honoured: set[str], what: str) -> None:
+    """Refuse (one line, exit 2) every ``export`` flag given with a value other than its default whose
+    destination is not in ``honoured``: a flag a route does not read is an error, never silently ignored."""
+    from edgeport.errors import ConfigError
+
+    p = argparse.ArgumentParser(add_help=False)
+    add_arguments(p)
+    given = [a for a in p._actions if a.option_strings and a.dest not in honoured and a.dest != "help"
+             and getattr(args, a.dest, a.default) != a.default]
+    if given:
+        flags = ", ".join(a.option_strings[0] for a in given)
+        raise ConfigError(f"{flags} {'does' if len(given) == 1 else 'do'} not apply to {what}; drop "
+                          f"{'it' if len(given) == 1 else 'them'}")
+
+
 def run(args: argparse.Namespace) -> int:
     from edgeport.errors import ConfigError
     from edgeport.export import ExportConfig, check_before_work, export_handle

@@ -40,8 +40,8 @@ from edgeport.families.hierarchy.images import (
     split_held_out,
 )
 from edgeport.fileio import (
+    OutputPlan,
     atomic_write_json,
-    move_into_place,
     path_size,
     remove_path,
     sha256_path,
@@ -61,6 +61,8 @@ METADATA = "onnx-metadata.json"
 SEED_FLOAT_GATE = 0.01  # seed 002: float ONNX species model within 0.01 max abs diff of PyTorch
 TASK_DROP_GATE = 0.01  # seed 002: INT8 accuracy within 1 point of float
 MAX_REFERENCE = 256
+NEEDS_DATA = ("--family hierarchy needs --data-path-train IMAGES/ (calibration, held-out validation, the OOD "
+              "detector's training embeddings)")
 N_OTHER_IMAGES = 64
 
 
@@ -92,15 +94,22 @@ def resolve_formats(names) -> list[FormatSpec]:
     return [FORMATS.get(n) for n in dict.fromkeys(names)]
 
 
-def _our_names(cfg: HierarchyConfig, specs) -> set[str]:
+def plan_deliverables(outdir: Path, name: str, specs, force: bool) -> OutputPlan:
+    """Every output of the deliverables folder (``fileio.OutputPlan``), checked before any work: the species and
+    fused models (and their ``.failed`` names) per precision, ``disease-heads/`` (one folder output, replaced as
+    a whole), the lists, the OOD detector and the reports."""
     from edgeport.families.hierarchy import ood
 
-    names = {HEADS_DIR, HEADS_LIST, METADATA, ood.NPZ, ood.JSON, ood.ONNX, "manifest.json", "validation.json",
-             "report.html"}
+    plan = OutputPlan(force=force, what="earlier exports", hint="pass --force to replace them or choose another --outdir")
     for f in specs:
-        names |= {f.artifact_name(cfg.name), f.failed_name(cfg.name), f.artifact_name(FUSED_NAME),
-                  f.failed_name(FUSED_NAME)}
-    return names
+        for stem in (name, FUSED_NAME):
+            plan.add(outdir / f.artifact_name(stem))
+            plan.add(outdir / f.failed_name(stem))
+    for n in (HEADS_DIR, HEADS_LIST, ood.NPZ, ood.JSON, ood.ONNX, METADATA, "manifest.json", "validation.json",
+              "report.html"):
+        plan.add(outdir / n)
+    plan.check()
+    return plan
 
 
 def _torch_route(model) -> str:
@@ -112,19 +121,19 @@ def _torch_route(model) -> str:
 
 
 def _export_and_judge(handle: ModelHandle, fmt: FormatSpec, options: ExportOptions, final: Path, failed_path: Path,
-                      feeds: dict, judge) -> tuple[ArtifactResult, dict | None]:
-    """Export ``handle`` in ``fmt`` under a temporary name, run it on ``feeds``, ``judge(outputs, failed_mask)``
-    -> Comparison, then move it to ``final`` (passed) or ``failed_path``. Errors are caught per artifact."""
+                      feeds: dict, judge, work_in: Path) -> tuple[ArtifactResult, dict | None]:
+    """Export ``handle`` in ``fmt`` to ``final`` (a staged name), run it on ``feeds``, ``judge(outputs, failed_mask)``
+    -> Comparison; a failed artifact is renamed to ``failed_path`` (staged too). Scratch files go in a folder
+    inside ``work_in`` (the staging area). Errors are caught per artifact: nothing is left staged for it."""
     res = ArtifactResult(format=fmt.name, status="error")
-    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
-    work = Path(tempfile.mkdtemp(prefix=f"edgeport-{fmt.name}-"))
+    work = Path(tempfile.mkdtemp(prefix=f".edgeport-{fmt.name}-", dir=work_in))
     got = None
     try:
         t0 = time.perf_counter()
-        res.notes = dict(get_exporter(fmt)(handle, fmt=fmt, path=tmp, options=replace(options, work_dir=work)) or {})
+        res.notes = dict(get_exporter(fmt)(handle, fmt=fmt, path=final, options=replace(options, work_dir=work)) or {})
         res.export_seconds = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        runner = open_runner(fmt.runtime, tmp)
+        runner = open_runner(fmt.runtime, final)
         res.io_dtypes = runner.io_dtypes()
         got, failed = runner.run(feeds)
         del runner
@@ -132,7 +141,8 @@ def _export_and_judge(handle: ModelHandle, fmt: FormatSpec, options: ExportOptio
         res.validate_seconds = round(time.perf_counter() - t0, 3)
         res.status = "passed" if res.comparison.passed else "failed"
         dest = final if res.passed else failed_path
-        move_into_place(tmp, dest)
+        if dest != final:
+            os.replace(final, dest)
         res.path, res.size_bytes, res.sha256 = dest, path_size(dest), sha256_path(dest)
     except EdgeportError as e:
         res.status, res.error = "error", str(e)
@@ -140,7 +150,9 @@ def _export_and_judge(handle: ModelHandle, fmt: FormatSpec, options: ExportOptio
         res.status, res.error = "error", f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         res.notes["traceback"] = traceback.format_exc(limit=8)
     finally:
-        remove_path(tmp)
+        if res.path is None:
+            remove_path(final)
+            remove_path(failed_path)
         shutil.rmtree(work, ignore_errors=True)
     return res, got
 
@@ -188,35 +200,41 @@ class HierarchyResult:
 
 
 def export_deliverables(src: HierarchySource, cfg: HierarchyConfig) -> HierarchyResult:
-    """Write and validate the deliverables folder for ``src`` (see the module docstring)."""
-    import torch
-
-    from edgeport.families.hierarchy import ood as ood_mod
-    from edgeport.families.hierarchy.graphs import PAD_LOGIT, fused_graph, head_graph
-    from edgeport.families.hierarchy.wrapper import SpeciesModel
-
+    """Write and validate the deliverables folder for ``src`` (see the module docstring) by the write rule
+    (``docs/reliability.md``): every output is planned and checked before work, written in the folder's staging
+    area and moved into place together at the end; an interrupted or failed run leaves the earlier set whole."""
     specs = resolve_formats(cfg.formats)
     if cfg.data_path_train is None:
-        raise ConfigError("--family hierarchy needs --data-path-train IMAGES/ (calibration, held-out validation, "
-                          "the OOD detector's training embeddings)")
+        raise ConfigError(NEEDS_DATA)
     pre = cfg.preprocessing or Preprocessing(size=src.image_size)
     if pre.size != src.image_size:
         pre = replace(pre, size=src.image_size)
     outdir = Path(cfg.outdir)
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"--outdir {outdir} is a file; choose a directory")
-    if outdir.exists() and not cfg.force:
-        earlier = sorted(p.name for p in outdir.iterdir() if p.name in _our_names(cfg, specs))
-        if earlier:
-            raise ConfigError(f"{outdir} holds earlier exports ({', '.join(earlier[:4])}); pass --force to replace "
-                              "them or choose another --outdir")
+    with plan_deliverables(outdir, cfg.name, specs, cfg.force) as plan:
+        result = _export_planned(src, cfg, specs, pre, plan, outdir)
+        plan.commit(prune=True)  # a format whose new artifact failed loses its earlier passing one
+    return result
+
+
+def _export_planned(src: HierarchySource, cfg: HierarchyConfig, specs, pre: Preprocessing, plan: OutputPlan,
+                    final_dir: Path) -> HierarchyResult:
+    """The export, written into the staging area of ``plan`` (a folder laid out as the deliverables folder);
+    the result's paths name the final files."""
+    import torch
+
+    from edgeport.families.hierarchy import ood as ood_mod
+    from edgeport.families.hierarchy.graphs import PAD_LOGIT, fused_graph, head_graph
+    from edgeport.families.hierarchy.wrapper import SpeciesModel
+
+    outdir = plan.staged(final_dir / "manifest.json").parent  # every top-level output is staged here
     items = labelled_images(Path(cfg.data_path_train), src.class_names, src.disease_names)
     train, held = split_held_out(items, cfg.held_out_every)
     if len(held) < 2 or len(train) < 2:
         raise ConfigError(f"--data-path-train {cfg.data_path_train} holds {len(items)} images; at least "
                           f"{2 * cfg.held_out_every} are needed (every {cfg.held_out_every}th is held out)")
     held = held[:MAX_REFERENCE]
-    outdir.mkdir(parents=True, exist_ok=True)
     x_train = load_images([i.path for i in train], pre)
     x_held = load_images([i.path for i in held], pre)
 
@@ -241,8 +259,7 @@ def export_deliverables(src: HierarchySource, cfg: HierarchyConfig) -> Hierarchy
         reference_inputs=lambda n, seed: {"input": x_held[:n]},
         calibration_inputs=lambda n, seed: {"input": x_train[:n]},
     )
-    heads_tmp = outdir / f".tmp-{os.getpid()}-{HEADS_DIR}"
-    remove_path(heads_tmp)
+    heads_tmp = plan.staged(final_dir / HEADS_DIR)
     heads_tmp.mkdir()
     artifacts: list[ArtifactResult] = []
     per_precision: dict[str, dict] = {}
@@ -250,81 +267,76 @@ def export_deliverables(src: HierarchySource, cfg: HierarchyConfig) -> Hierarchy
     n_held, n_sp = len(ref_emb), len(names)
     fused_feeds = {"embedding": np.repeat(ref_emb, n_sp, axis=0),
                    "species_index": np.tile(np.arange(n_sp, dtype=np.int64), n_held)}
-    try:
-        for fmt in specs:
-            gate = gate_for(fmt.name, tol=cfg.tol, overrides=cfg.gate_overrides)
-            emb_gate = replace(gate, min_top1=None)  # the argmax of an embedding means nothing
+    for fmt in specs:
+        gate = gate_for(fmt.name, tol=cfg.tol, overrides=cfg.gate_overrides)
+        emb_gate = replace(gate, min_top1=None)  # the argmax of an embedding means nothing
 
-            def judge_species(got, failed, gate=gate, emb_gate=emb_gate):
-                return merge([compare({"species_logits": ref_logits}, got, gate, failed=failed),
-                              compare({"embedding": ref_emb}, got, emb_gate, failed=failed)], gate)
+        def judge_species(got, failed, gate=gate, emb_gate=emb_gate):
+            return merge([compare({"species_logits": ref_logits}, got, gate, failed=failed),
+                          compare({"embedding": ref_emb}, got, emb_gate, failed=failed)], gate)
 
-            log.info("species model %s ...", fmt.name)
-            res, sp_out = _export_and_judge(species, fmt, options, outdir / fmt.artifact_name(cfg.name),
-                                            outdir / fmt.failed_name(cfg.name), {"input": x_held}, judge_species)
-            res.format = f"species/{fmt.name}"
-            artifacts.append(res)
+        log.info("species model %s ...", fmt.name)
+        res, sp_out = _export_and_judge(species, fmt, options, outdir / fmt.artifact_name(cfg.name),
+                                        outdir / fmt.failed_name(cfg.name), {"input": x_held}, judge_species,
+                                        outdir)
+        res.format = f"species/{fmt.name}"
+        artifacts.append(res)
 
-            # one file per head, judged on the PyTorch head's output for the real held-out embeddings
-            log.info("%d disease heads %s ...", n_sp, fmt.name)
-            head_results, head_outs, head_cmps = {}, {}, []
-            for s, (w, b) in zip(names, heads_np, strict=True):
-                stem = src.head_files[s]
-                h = ModelHandle(
-                    name=stem, framework="onnx", model=head_graph(w, b, opset=options.opset),
-                    inputs=(TensorSpec("embedding", (None, dim)),), outputs=(TensorSpec("disease_logits", (None, w.shape[0])),),
-                    reference_inputs=lambda n, seed: {"embedding": ref_emb[:n]},
-                    calibration_inputs=lambda n, seed: {"embedding": emb_train[:n]},
-                )
-                key = f"{s}.disease_logits"
-                r, out = _export_and_judge(
-                    h, fmt, options, heads_tmp / fmt.artifact_name(stem), heads_tmp / fmt.failed_name(stem),
-                    {"embedding": ref_emb},
-                    lambda got, failed, key=key, s=s, gate=head_gate(gate, w.shape[0]): compare(  # noqa: B008
-                        {key: ref_heads[s]}, {key: got["disease_logits"]}, gate, failed=failed))
-                head_results[s] = r
-                head_outs[s] = out
-                if r.comparison is not None:
-                    head_cmps.append(r.comparison)
-            heads_res = ArtifactResult(
-                format=f"{HEADS_DIR}/{fmt.name}",
-                status="passed" if all(r.passed for r in head_results.values()) else
-                ("failed" if all(r.comparison is not None for r in head_results.values()) else "error"),
-                size_bytes=sum(r.size_bytes or 0 for r in head_results.values()),
-                comparison=merge(head_cmps, gate) if head_cmps else None,
-                error="; ".join(f"{s}: {r.error}" for s, r in head_results.items() if r.error)[:500] or None,
-                notes={"heads": {s: {"file": f"{HEADS_DIR}/{r.path.name}" if r.path else None, "status": r.status,
-                                     "size_bytes": r.size_bytes, "sha256": r.sha256, "error": r.error}
-                                 for s, r in head_results.items()}},
+        # one file per head, judged on the PyTorch head's output for the real held-out embeddings
+        log.info("%d disease heads %s ...", n_sp, fmt.name)
+        head_results, head_outs, head_cmps = {}, {}, []
+        for s, (w, b) in zip(names, heads_np, strict=True):
+            stem = src.head_files[s]
+            h = ModelHandle(
+                name=stem, framework="onnx", model=head_graph(w, b, opset=options.opset),
+                inputs=(TensorSpec("embedding", (None, dim)),), outputs=(TensorSpec("disease_logits", (None, w.shape[0])),),
+                reference_inputs=lambda n, seed: {"embedding": ref_emb[:n]},
+                calibration_inputs=lambda n, seed: {"embedding": emb_train[:n]},
             )
-            artifacts.append(heads_res)
+            key = f"{s}.disease_logits"
+            r, out = _export_and_judge(
+                h, fmt, options, heads_tmp / fmt.artifact_name(stem), heads_tmp / fmt.failed_name(stem),
+                {"embedding": ref_emb},
+                lambda got, failed, key=key, s=s, gate=head_gate(gate, w.shape[0]): compare(  # noqa: B008
+                    {key: ref_heads[s]}, {key: got["disease_logits"]}, gate, failed=failed), outdir)
+            head_results[s] = r
+            head_outs[s] = out
+            if r.comparison is not None:
+                head_cmps.append(r.comparison)
+        heads_res = ArtifactResult(
+            format=f"{HEADS_DIR}/{fmt.name}",
+            status="passed" if all(r.passed for r in head_results.values()) else
+            ("failed" if all(r.comparison is not None for r in head_results.values()) else "error"),
+            size_bytes=sum(r.size_bytes or 0 for r in head_results.values()),
+            comparison=merge(head_cmps, gate) if head_cmps else None,
+            error="; ".join(f"{s}: {r.error}" for s, r in head_results.items() if r.error)[:500] or None,
+            notes={"heads": {s: {"file": f"{HEADS_DIR}/{r.path.name}" if r.path else None, "status": r.status,
+                                 "size_bytes": r.size_bytes, "sha256": r.sha256, "error": r.error}
+                             for s, r in head_results.items()}},
+        )
+        artifacts.append(heads_res)
 
-            # the fused model: every held-out embedding with every species index
-            fused = ModelHandle(
-                name=FUSED_NAME, framework="onnx", model=fused_graph(heads_np, opset=options.opset),
-                inputs=(TensorSpec("embedding", (None, dim)), TensorSpec("species_index", (None,), "int64")),
-                outputs=(TensorSpec("disease_logits", (None, max(w.shape[0] for w, _ in heads_np))),
-                         TensorSpec("valid_count", (None,), "int64")),
-                reference_inputs=lambda n, seed: {k: v[:n] for k, v in fused_feeds.items()},
-                calibration_inputs=lambda n, seed: {"embedding": emb_train[:n], "species_index": calib_idx[:n]},
-            )
+        # the fused model: every held-out embedding with every species index
+        fused = ModelHandle(
+            name=FUSED_NAME, framework="onnx", model=fused_graph(heads_np, opset=options.opset),
+            inputs=(TensorSpec("embedding", (None, dim)), TensorSpec("species_index", (None,), "int64")),
+            outputs=(TensorSpec("disease_logits", (None, max(w.shape[0] for w, _ in heads_np))),
+                     TensorSpec("valid_count", (None,), "int64")),
+            reference_inputs=lambda n, seed: {k: v[:n] for k, v in fused_feeds.items()},
+            calibration_inputs=lambda n, seed: {"embedding": emb_train[:n], "species_index": calib_idx[:n]},
+        )
 
-            def judge_fused(got, failed, gate=gate, head_outs=head_outs):
-                return _judge_fused(got, failed, gate, names, ref_heads, head_outs, n_held, PAD_LOGIT)
+        def judge_fused(got, failed, gate=gate, head_outs=head_outs):
+            return _judge_fused(got, failed, gate, names, ref_heads, head_outs, n_held, PAD_LOGIT)
 
-            log.info("fused head model %s ...", fmt.name)
-            fres, fout = _export_and_judge(fused, fmt, options, outdir / fmt.artifact_name(FUSED_NAME),
-                                           outdir / fmt.failed_name(FUSED_NAME), fused_feeds, judge_fused)
-            fres.format = f"fused/{fmt.name}"
-            artifacts.append(fres)
-            per_precision[fmt.name] = {"species": res, "heads": head_results, "fused": fres, "species_out": sp_out,
-                                       "fused_out": fout}
-        move_into_place(heads_tmp, outdir / HEADS_DIR)
-        for p in per_precision.values():
-            for r in p["heads"].values():
-                r.path = outdir / HEADS_DIR / r.path.name if r.path is not None else None
-    finally:
-        remove_path(heads_tmp)
+        log.info("fused head model %s ...", fmt.name)
+        fres, fout = _export_and_judge(fused, fmt, options, outdir / fmt.artifact_name(FUSED_NAME),
+                                       outdir / fmt.failed_name(FUSED_NAME), fused_feeds, judge_fused,
+                                       outdir)
+        fres.format = f"fused/{fmt.name}"
+        artifacts.append(fres)
+        per_precision[fmt.name] = {"species": res, "heads": head_results, "fused": fres, "species_out": sp_out,
+                                   "fused_out": fout}
 
     # OOD detector from the float model's training embeddings
     det = ood_mod.fit_ood(emb_train, percentile=cfg.ood_percentile, estimator=cfg.ood_estimator)
@@ -334,6 +346,14 @@ def export_deliverables(src: HierarchySource, cfg: HierarchyConfig) -> Hierarchy
     files = _write_lists(src, cfg, pre, specs, outdir, per_precision, ood_files, options, det)
     result = HierarchyResult(outdir=outdir, artifacts=artifacts, verification=verification, files=files)
     _write_reports(result, src, cfg, options)
+    # the staged paths -> their final names (the plan moves them there together)
+    final = (lambda q: final_dir / Path(q).relative_to(outdir) if q is not None else None)
+    for a in artifacts:
+        a.path = final(a.path)
+    for p in per_precision.values():
+        for r in p["heads"].values():
+            r.path = final(r.path)
+    result.outdir, result.files = final_dir, {k: final(v) for k, v in result.files.items()}
     return result
 
 
@@ -537,7 +557,8 @@ def _write_lists(src, cfg, pre, specs, outdir, per_precision, ood_files, options
             if r.passed:
                 models[r.path.name] = {"role": role, "format": f, **_io(r.path)}
     first_head = next((r.path for p in per_precision.values() for r in p["heads"].values() if r.passed), None)
-    every = sorted(q for q in outdir.rglob("*") if q.is_file() and not q.name.startswith(".")
+    every = sorted(q for q in outdir.rglob("*") if q.is_file()
+                   and not any(part.startswith(".") for part in q.relative_to(outdir).parts)
                    and q.name not in (METADATA, "manifest.json", "validation.json", "report.html"))
     meta = {
         "species_model": {"input": {"name": "input", "shape": ["batch", 3, src.image_size, src.image_size],

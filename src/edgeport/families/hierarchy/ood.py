@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeport.errors import ConfigError, SourceError
 from edgeport.fileio import (
+    OutputPlan,
     atomic_save_npz,
     atomic_write_bytes,
     atomic_write_json,
@@ -146,7 +147,8 @@ def rejection_scores(det: OODDetector, in_emb: np.ndarray, out_emb: np.ndarray) 
 def refit(model_dir: Path, *, images: Path | None = None, embeddings: Path | None = None, percentile: float = 95.0,
           estimator: str = "ledoit_wolf") -> tuple[OODDetector, dict]:
     """``edgeport ood fit``: a new detector for a deliverables folder, from images (embedded by the folder's FP32
-    species model) or an ``.npy`` of embeddings; the metadata's sha256 entries are updated."""
+    species model) or an ``.npy`` of embeddings; the metadata's sha256 entries are updated. The folder's detector
+    is refitted in place (no ``--force``: replacing it is the command's job), as one staged set."""
     from edgeport.families.hierarchy.deliverables import HEADS_LIST, METADATA
     from edgeport.families.hierarchy.images import (
         Preprocessing,
@@ -180,10 +182,27 @@ def refit(model_dir: Path, *, images: Path | None = None, embeddings: Path | Non
         emb = np.concatenate([runner.infer({"input": load_images(files[i:i + 32], pre)})["embedding"]
                               for i in range(0, len(files), 32)])
     det = fit_ood(emb, percentile=percentile, estimator=estimator)
-    det.save(model_dir, opset=int(meta.get("opset", 18)), extra={"fitted_on": str(images or embeddings)})
-    check = check_onnx(model_dir, det, emb)
-    meta["ood_detector"].update({"threshold": det.threshold, "embedding_dim": det.dim})
-    for name in (NPZ, JSON, ONNX):
-        meta["sha256"][name] = sha256_path(model_dir / name)
-    atomic_write_json(meta_path, meta)
+    # refit in place: the detector's three files, the metadata (their sha256) and the manifest (the metadata's
+    # sha256) are replaced as one set by the write rule (staged, moved into place together; links replaced)
+    manifest_path = model_dir / "manifest.json"
+    plan = OutputPlan(force=True)
+    for name in (NPZ, JSON, ONNX, METADATA, *(["manifest.json"] if manifest_path.is_file() else [])):
+        plan.add(model_dir / name)
+    plan.check()
+    with plan:
+        stage = plan.staged(meta_path).parent
+        det.save(stage, opset=int(meta.get("opset", 18)), extra={"fitted_on": str(images or embeddings)})
+        check = check_onnx(stage, det, emb)
+        meta["ood_detector"].update({"threshold": det.threshold, "embedding_dim": det.dim})
+        for name in (NPZ, JSON, ONNX):
+            meta["sha256"][name] = sha256_path(stage / name)
+        atomic_write_json(stage / METADATA, meta)
+        if manifest_path.is_file():
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except ValueError as e:
+                raise SourceError(f"{manifest_path} is not valid JSON ({e})") from None
+            manifest["metadata_sha256"] = sha256_path(stage / METADATA)
+            atomic_write_json(stage / "manifest.json", manifest)
+        plan.commit()
     return det, check
