@@ -6,7 +6,7 @@ Trains a DS-CNN on a synthetic labelled folder (or takes --model X.keras --data 
 against Keras on the held-out chunks (silence and very quiet clips first):
 
 - route: ``converter`` (tf.lite PTQ, float layers via QuantizationDebugger denylist) / ``ai-edge-quantizer``;
-- float parts: the per-sample normalisation in float (default) / everything INT8 (``int8_normalize``) /
+- float parts: the per-sample normalisation in float (default) / everything INT8 (``quantize_normalize``) /
   ``--float-frontend``; per-channel / per-tensor;
 and ``tflite_int8`` (dynamic range) for reference. Writes benchmarks/results/convert_audio_routes_<tag>.json.
 
@@ -32,12 +32,12 @@ VARIANTS = [
     ("converter", "tflite_int8_full", {"int8_route": "converter"}, False),
     ("converter_per_tensor", "tflite_int8_full", {"int8_route": "converter"}, True),
     ("converter_float_frontend", "tflite_int8_full", {"int8_route": "converter", "float_frontend": True}, False),
-    ("converter_all_int8", "tflite_int8_full", {"int8_route": "converter", "int8_normalize": True}, False),
+    ("converter_all_int8", "tflite_int8_full", {"int8_route": "converter", "quantize_normalize": True}, False),
     ("ai_edge_quantizer", "tflite_int8_full", {"int8_route": "ai-edge-quantizer"}, False),
     ("ai_edge_quantizer_float_frontend", "tflite_int8_full",
      {"int8_route": "ai-edge-quantizer", "float_frontend": True}, False),
     ("ai_edge_quantizer_all_int8", "tflite_int8_full",
-     {"int8_route": "ai-edge-quantizer", "int8_normalize": True}, False),
+     {"int8_route": "ai-edge-quantizer", "quantize_normalize": True}, False),
     ("dynamic", "tflite_int8", {}, False),
 ]
 
@@ -106,7 +106,7 @@ def main() -> None:
     for name, fmt, extra, per_tensor in VARIANTS:
         if handle.config.get("audio_frontend") != "hybrid" and "all_int8" in name:
             continue  # no in-graph normalisation to put in INT8
-        options = ExportOptions(calibration_samples=1024, per_tensor=per_tensor, extra={"npu_check": False, **extra})
+        options = ExportOptions(calibration_samples=1024, per_tensor=per_tensor, npu_check=False, **extra)
         config = ExportConfig(formats=(fmt,), outdir=work / "out" / name, reference_rows=256, options=options)
         t0 = time.perf_counter()
         res = export_handle(handle, replace(config))

@@ -60,7 +60,7 @@ def child(work: Path, method: str, rows: int, stride: int) -> None:
                          outputs=(TensorSpec("sigmoid", (None, meta["num_classes"])),),
                          calibration_inputs=lambda n, s: {"input": calib[:n]})
     opts = ExportOptions(calibration_method=method, calibration_samples=rows,
-                         extra={"calibration_stride": stride})
+                         calibration_stride=stride)
     before = _status_mb("VmRSS")
     t0 = time.perf_counter()
     notes: dict = {}

@@ -59,13 +59,13 @@ def measure(path: Path, work: Path) -> dict:
     import onnx
     import onnxruntime as ort
 
-    from edgeport.exporters import FORMATS, ExportOptions, get_exporter
+    from edgeport.exporters import FORMATS, ExportOptions, gate_for, get_exporter
     from edgeport.exporters.onnx import source_onnx
     from edgeport.families.audio.loading import load_trained_model
     from edgeport.runtimes import open_runner
     from edgeport.runtimes.keras import KerasRunner
     from edgeport.sources.base import ModelHandle, TensorSpec
-    from edgeport.validation import compare, gate_for
+    from edgeport.validation import compare
     from tests.exporters.test_keras_onnx import _chunks
 
     model, cfg = load_trained_model(path)
@@ -123,7 +123,7 @@ def measure(path: Path, work: Path) -> dict:
         p = work / f"{fmt_name}.onnx"
         t0 = time.perf_counter()
         notes = get_exporter(fmt)(handle, fmt=fmt, path=p, options=ExportOptions(
-            calibration_samples=len(calib), calibration_method=method, extra=extra))
+            calibration_samples=len(calib), calibration_method=method, **extra))
         sec = time.perf_counter() - t0
         got, failed = open_runner("onnxruntime", p).run({"input": ref_x})
         c = compare(ref, got, gate_for(fmt_name), failed=failed)

@@ -52,9 +52,10 @@ def _handle(args, work: Path):
 def _evaluate(data: bytes, path: Path, h, feeds, ref, fmt: str) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgeport.exporters.tflite import tflite_op_names
+    from edgeport.exporters.tflite_common import tflite_op_names
     from edgeport.runtimes.litert import LiteRTRunner
-    from edgeport.validation import compare, gate_for
+    from edgeport.exporters import gate_for
+    from edgeport.validation import compare
 
     path.write_bytes(data)
     ops = tflite_op_names(data)

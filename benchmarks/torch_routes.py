@@ -71,7 +71,7 @@ def _run_onnx(model, feeds, path: Path):
 
 
 def onnx_choices(h, feeds, ref, work: Path) -> dict:
-    from edgeport.exporters import ExportOptions
+    from edgeport.exporters import ExportOptions, onnx_graph
     from edgeport.exporters import onnx as ox
 
     res: dict = {}
@@ -99,7 +99,7 @@ def onnx_choices(h, feeds, ref, work: Path) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dyn = {}
-    base = ox.gemm_to_matmul(ox._clean_for_quant(m))
+    base = onnx_graph.gemm_to_matmul(ox._clean_for_quant(m))
     src = work / "q_src.onnx"
     onnx.save(base, str(src))
     kept = ox.keep_float_nodes(base, h.keep_float)
@@ -124,7 +124,7 @@ def onnx_choices(h, feeds, ref, work: Path) -> dict:
         notes: dict = {}
         t = time.perf_counter()
         try:
-            q = ox.to_int8_static(m, h, EO(calibration_method=method, calibration_samples=256, extra=extra), notes)
+            q = ox.to_int8_static(m, h, EO(calibration_method=method, calibration_samples=256, **extra), notes)
             out, size = _run_onnx(q, feeds, work / "qs.onnx")
             st[label] = {**_diff(ref, out), "bytes": size, "seconds": round(time.perf_counter() - t, 2)}
         except Exception as e:  # noqa: BLE001 - a benchmark records failures
@@ -134,7 +134,7 @@ def onnx_choices(h, feeds, ref, work: Path) -> dict:
 
 
 def _tflite_eval(data: bytes, feeds, ref, path: Path) -> dict:
-    from edgeport.exporters.tflite import tflite_op_names
+    from edgeport.exporters.tflite_common import tflite_op_names
     from edgeport.runtimes.litert import LiteRTRunner
 
     path.write_bytes(data)
@@ -205,9 +205,9 @@ def tflite_routes(h, feeds, ref, work: Path) -> dict:
 
 
 def full_int8(h, feeds, ref, work: Path) -> dict:
-    from edgeport.exporters import FORMATS, ExportOptions, get_exporter
+    from edgeport.exporters import FORMATS, ExportOptions, gate_for, get_exporter
     from edgeport.runtimes import open_runner
-    from edgeport.validation import compare, gate_for
+    from edgeport.validation import compare
 
     spec = FORMATS.get("tflite_int8_full")
     path = work / "full.tflite"

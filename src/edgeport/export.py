@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import ConfigError, EdgeportError, SourceError, UnsupportedFormatError
-from edgeport.exporters import FORMATS, ExportOptions, FormatSpec, get_exporter
+from edgeport.exporters import FORMATS, ExportOptions, FormatSpec, gate_for, get_exporter
 from edgeport.fileio import OutputPlan, atomic_save_npz, path_size, remove_path, sha256_path
 from edgeport.runtimes import open_runner, runner_class
 from edgeport.sources.base import Feeds, ModelHandle
-from edgeport.validation import Comparison, compare, gate_for
+from edgeport.validation import Comparison, OtherRun, compare
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ DEFAULT_FORMATS = ("onnx_fp16",)
 MANIFEST = "manifest.json"
 VALIDATION = "validation.json"
 REPORT = "report.html"
-_FLOAT_DTYPES = {"float32"}
 #: rows of golden vectors kept in the export folder (the source's outputs once, an artifact's only where they
 #: differ from the source's beyond the gate's tolerance). Measured on the geo model at 12,012 species
 #: (benchmarks/results/export_geo.json): 5.4 MB for 76 MB of artifacts, folder 1.08x; 200 rows of inputs,
@@ -249,7 +248,7 @@ def check_before_work(handle: ModelHandle, config: ExportConfig, formats: Sequen
     folder (writable, no earlier outputs without --force). Run before building calibration data."""
     apply_license(handle, config)
     check_labels(handle)
-    from edgeport.validation.gates import check_gate_overrides
+    from edgeport.exporters import check_gate_overrides
 
     check_gate_overrides(config.gate_overrides)
     specs = resolve_formats(formats or config.formats, handle, calibration_available=True)
@@ -475,24 +474,24 @@ def _export_one(
         runner = open_runner(fmt.runtime, tmp)
         res.io_dtypes = runner.io_dtypes()
         gate = gate_for(fmt.name, tol=config.tol, fp16_io=config.fp16_io, overrides=config.gate_overrides)
-        worst: tuple[int, Comparison, dict, np.ndarray] | None = None
+        worst: tuple[int, Comparison, dict, np.ndarray, dict] | None = None
         for seed, feeds, ref_out in refs:
             got, failed = runner.run(feeds, batch_size=config.validate_batch_size)
-            cmp = compare(ref_out, got, gate, failed=failed)
+            cmp = compare(ref_out, got, gate, failed=failed, io_dtypes=res.io_dtypes)
             res.seeds.append({"seed": seed, "passed": cmp.passed, **cmp.headline()})
             if worst is None or _worse(cmp, worst[1]):
-                worst = (seed, cmp, got, failed)
+                worst = (seed, cmp, got, failed, ref_out)
         assert worst is not None  # noqa: S101 - refs is never empty (internal invariant)
-        res.worst_seed, res.comparison = worst[0], worst[1]
-        io_problem = _float_io_problem(fmt, res.io_dtypes, config.fp16_io)
-        if io_problem:
-            res.comparison.problems.append(io_problem)
+        res.worst_seed = worst[0]
         # the golden rows run as one batch: what a device re-running the golden inputs gets (dynamic INT8
         # quantizes activations per batch, so outputs depend on which rows share the batch)
         golden_out, _ = runner.run({k: v[: config.golden_rows] for k, v in refs[0][1].items()},
                                    batch_size=config.golden_rows)
+        other_runs: list = []
         if hasattr(runner, "run_resized"):  # TFLite: judged again as LiteRT users feed it
-            res.notes["resize_check"] = _check_resized(runner, refs[0], gate, res.comparison)
+            res.notes["resize_check"], other_runs = _check_resized(runner, refs[0], gate)
+        res.comparison = compare(worst[4], worst[2], gate, failed=worst[3], io_dtypes=res.io_dtypes,
+                                 other_runs=other_runs)
         res.validate_seconds = round(time.perf_counter() - t0, 3)
         del runner
 
@@ -525,21 +524,23 @@ def _export_one(
 RESIZE_BATCHES = (1, 7)
 
 
-def _check_resized(runner, ref, gate, cmp: Comparison) -> dict:
-    """Judge the artifact at batch 1 and 7 fed through ``resize_tensor_input``; a wrong row count or wrong rows
-    fails it. A fixed-batch artifact must instead refuse a strict resize to another batch."""
+def _check_resized(runner, ref, gate) -> tuple[dict, list[OtherRun]]:
+    """Run the artifact at batch 1 and 7 fed through ``resize_tensor_input`` (the comparator judges the runs:
+    a wrong row count or wrong rows fails it). A fixed-batch artifact must instead refuse a strict resize to
+    another batch. Returns the per-batch notes and the runs for ``compare(..., other_runs=)``."""
     _, feeds, ref_out = ref
     fixed = runner.fixed_batch
     if fixed:  # whole chunks only: a fixed-batch artifact is not resized at all
         n = int(next(iter(feeds.values())).shape[0]) // fixed * fixed
         feeds, ref_out = {k: v[:n] for k, v in feeds.items()}, {k: v[:n] for k, v in ref_out.items()}
     checks: dict = {}
+    runs: list[OtherRun] = []
     for b in RESIZE_BATCHES:
         try:
             if fixed and b != fixed:
                 runner.run_resized({k: v[:b] for k, v in feeds.items()}, b, strict=True)
                 checks[str(b)] = {"passed": False, "note": f"fixed batch {fixed} accepted a strict resize"}
-                cmp.problems.append(f"fixed batch {fixed}: a strict resize to batch {b} was accepted")
+                runs.append(OtherRun(f"fixed batch {fixed}", error=f"a strict resize to batch {b} was accepted"))
                 continue
             got = runner.run_resized(feeds, b)
         except Exception as e:  # noqa: BLE001 - a refusal is expected only for fixed-batch artifacts
@@ -547,13 +548,12 @@ def _check_resized(runner, ref, gate, cmp: Comparison) -> dict:
                 checks[str(b)] = {"passed": True, "note": f"fixed batch {fixed}: strict resize refused"}
             else:
                 checks[str(b)] = {"passed": False, "note": f"{type(e).__name__}: {str(e).strip()[:200]}"}
-                cmp.problems.append(f"batch {b} through resize_tensor_input failed: {checks[str(b)]['note']}")
+                runs.append(OtherRun(f"batch {b} through resize_tensor_input", error=f"failed: {checks[str(b)]['note']}"))
             continue
         c = compare(ref_out, got, gate)
         checks[str(b)] = {"passed": c.passed, **c.headline()}
-        if not c.passed:
-            cmp.problems.append(f"at batch {b} through resize_tensor_input: " + "; ".join(c.failures))
-    return checks
+        runs.append(OtherRun(f"at batch {b} through resize_tensor_input", comparison=c))
+    return checks, runs
 
 
 def _unstage(plan: OutputPlan, outdir: Path, fmt: FormatSpec, name: str) -> None:
@@ -574,17 +574,6 @@ def _worse(a: Comparison, b: Comparison) -> bool:
         return not a.passed
     ha, hb = a.headline(), b.headline()
     return (ha.get("cosine_mean", 1.0), -ha.get("max_abs_diff", 0.0)) < (hb.get("cosine_mean", 1.0), -hb.get("max_abs_diff", 0.0))
-
-
-def _float_io_problem(fmt: FormatSpec, io: dict | None, fp16_io: bool) -> str | None:
-    """Quantized artifacts must keep float32 inputs and outputs (seed 001's rule)."""
-    if io is None or fmt.precision == "fp32" or (fmt.precision == "fp16" and fp16_io):
-        return None
-    bad = {f"{kind[:-1]} {n}": d for kind in ("inputs", "outputs") for n, d in io.get(kind, {}).items()
-           if d not in _FLOAT_DTYPES}
-    if bad:
-        return f"quantized artifact must keep float32 I/O, found {bad}"
-    return None
 
 
 def export(

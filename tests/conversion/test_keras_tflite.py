@@ -25,10 +25,9 @@ def _artifact(outdir, fmt):
 
 def _check_against_keras(model_path, tflite_path, golden_path, *, min_cosine, min_centred, min_top1):
     """Re-run Keras and LiteRT on the golden inputs here, independently of the pipeline's comparator."""
+    from edgeport.export import load_golden
     from edgeport.runtimes import runner_class
     from edgeport.validation.metrics import output_metrics
-
-    from edgeport.export import load_golden
 
     g = load_golden(golden_path)
     x = g["inputs"]["input"]
@@ -116,10 +115,10 @@ def test_cosine_below_min_cosine_sim_fails_and_keeps_the_artifact_marked(trained
 def test_every_audio_tflite_artifact_resizes_to_batch_7(trained_model, audio_folder, tmp_path, capsys):
     """The DS-CNN's four TFLite artifacts: judged by the pipeline at batch 1 and 7 through resize_tensor_input,
     and here again: batch-7 rows equal batch-1 rows and pass the gate against the Keras outputs."""
-    from tests._support.resize import resized_rows
-
     from edgeport.export import load_golden
-    from edgeport.validation import compare, gate_for
+    from edgeport.exporters import gate_for
+    from edgeport.validation import compare
+    from tests._support.resize import resized_rows
 
     out = tmp_path / "out"
     formats = ("tflite", "tflite_fp16", "tflite_int8", "tflite_int8_full")

@@ -11,7 +11,8 @@ pytest.importorskip("onnxconverter_common")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from edgeport.exporters.onnx import FP16_INPUT_CHAIN_OPS, convert_fp16, input_chain_nodes  # noqa: E402
+from edgeport.exporters.onnx import FP16_INPUT_CHAIN_OPS, convert_fp16  # noqa: E402
+from edgeport.exporters.onnx_graph import input_chain_nodes  # noqa: E402
 
 
 def _db_graph():

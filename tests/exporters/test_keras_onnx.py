@@ -17,10 +17,10 @@ import pytest
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 
-from edgeport.exporters import FORMATS, ExportOptions, get_exporter
+from edgeport.exporters import FORMATS, ExportOptions, gate_for, get_exporter
 from edgeport.runtimes import open_runner
 from edgeport.sources.base import ModelHandle, TensorSpec
-from edgeport.validation import compare, gate_for
+from edgeport.validation import compare
 from tests._support.shared import shared_dir
 
 ONNX_FORMATS = ("onnx", "onnx_fp16", "onnx_int8", "onnx_int8_static")

@@ -8,7 +8,7 @@ from torch import nn
 
 from edgeport.errors import ConversionError, UnsupportedFormatError
 from edgeport.exporters import FORMATS, ExportOptions, get_exporter
-from edgeport.exporters.tflite import check_builtin_only
+from edgeport.exporters.tflite_common import check_builtin_only
 from edgeport.sources.base import ModelHandle, TensorSpec
 
 
@@ -89,7 +89,7 @@ def _run(model, x):
 
 
 def test_unshare_initializers_gives_each_consumer_a_copy():
-    from edgeport.exporters.onnx import unshare_initializers
+    from edgeport.exporters.onnx_graph import unshare_initializers
 
     m = _graph_with_shared_init()
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
@@ -113,7 +113,7 @@ def test_fp16_block_list_keeps_full_precision_between_blocked_nodes():
 def test_fp16_outputs_recast_to_float32_when_converter_leaves_fp16():
     from onnx import TensorProto, helper
 
-    from edgeport.exporters.onnx import force_output_types
+    from edgeport.exporters.onnx_graph import force_output_types
 
     g = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT16)], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],

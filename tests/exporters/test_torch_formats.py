@@ -8,9 +8,9 @@ from _support.artifacts import GEO_FORMATS, TORCH_FORMATS
 from _support.resize import RESIZE_ATOL, resized_rows
 from _support.torch_models import torch_outputs
 
-from edgeport.exporters import FORMATS
-from edgeport.runtimes import io_dtypes, open_runner
-from edgeport.validation import compare, gate_for
+from edgeport.exporters import FORMATS, gate_for
+from edgeport.runtimes import open_runner
+from edgeport.validation import compare
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("torch_exports")]
 
@@ -47,7 +47,7 @@ def test_multi_output_keeps_names_and_order(torch_export, fmt):
 def test_quantized_artifacts_keep_float_io(torch_export, fmt):
     handle, path, _ = torch_export("geo", fmt)
     runner = open_runner(FORMATS.get(fmt).runtime, path)
-    dt = io_dtypes(runner)
+    dt = runner.io_dtypes()
     assert dt == {"inputs": {"input": "float32"}, "outputs": {"probabilities": "float32"}}
     _, result = _check(handle, path, fmt, rows=64, seed=3)
     assert result.passed, result.failures
@@ -66,7 +66,7 @@ def test_onnx_fp16_meets_the_issue_bound_and_keeps_encoding_fp32(torch_export):
 def test_onnx_fp16_io_variant(torch_export):
     handle, path, _notes = torch_export("geo", "onnx_fp16", fp16_io=True)
     runner = open_runner("onnxruntime", path)
-    assert io_dtypes(runner) == {"inputs": {"input": "float16"}, "outputs": {"probabilities": "float16"}}
+    assert runner.io_dtypes() == {"inputs": {"input": "float16"}, "outputs": {"probabilities": "float16"}}
     _, result = _check(handle, path, "onnx_fp16", fp16_io=True)
     assert result.passed, result.failures
 
@@ -84,7 +84,7 @@ def test_onnx_int8_excludes_keep_float_nodes(torch_export):
 
 @pytest.mark.parametrize("fmt", [f for f in GEO_FORMATS if f.startswith("tflite")])
 def test_tflite_artifacts_hold_builtin_ops_only(torch_export, fmt):
-    from edgeport.exporters.tflite import tflite_op_names
+    from edgeport.exporters.tflite_common import tflite_op_names
 
     _handle, path, notes = torch_export("geo", fmt)
     ops = tflite_op_names(path.read_bytes())
@@ -107,14 +107,14 @@ def test_saved_model_signature_names(torch_export):
 
 
 def test_tflite_int8_full_is_integer_inside_with_float_io(torch_export):
-    from edgeport.exporters.tflite import tflite_op_names
+    from edgeport.exporters.tflite_common import tflite_op_names
 
     _handle, path, notes = torch_export("geo", "tflite_int8_full")
     ops = set(tflite_op_names(path.read_bytes()))
     assert {"QUANTIZE", "DEQUANTIZE", "FULLY_CONNECTED"} <= ops
     assert notes["calibration_rows"] > 0 and notes["keep_float_modules"] == ["encoding"]
     runner = open_runner("litert", path)
-    assert io_dtypes(runner) == {"inputs": {"input": "float32"}, "outputs": {"probabilities": "float32"}}
+    assert runner.io_dtypes() == {"inputs": {"input": "float32"}, "outputs": {"probabilities": "float32"}}
 
 
 

@@ -11,9 +11,9 @@ import json
 import numpy as np
 import pytest
 
-from edgeport.exporters import FORMATS
+from edgeport.exporters import FORMATS, gate_for
 from edgeport.runtimes import open_runner, runner_class
-from edgeport.validation import compare, gate_for
+from edgeport.validation import compare
 
 pytestmark = pytest.mark.slow
 
@@ -74,9 +74,8 @@ def test_round_trip(fmt_name, request):
 def test_tflite_artifact_resized_to_batch_7_matches_batch_1(fmt_name, request):
     """The pipeline judged every TFLite artifact at batch 1 and 7 through resize_tensor_input; check it did,
     and check it again independently, every row against batch-1 runs and the source."""
-    from tests._support.resize import resized_rows
-
     from edgeport.sources import load_source
+    from tests._support.resize import resized_rows
 
     export_fixture, source_fixture = ROUND_TRIP_CASES[fmt_name]
     outdir = request.getfixturevalue(export_fixture)

@@ -89,7 +89,8 @@ def _tflite_resizes_to_batch_7(out, manifest):
     """Each TFLite artifact, resized to batch 7, gives its batch-1 rows, and they pass the gate against the
     source outputs stored in the folder's golden reference file."""
     from edgeport.export import load_golden
-    from edgeport.validation import compare, gate_for
+    from edgeport.exporters import gate_for
+    from edgeport.validation import compare
     from tests._support.resize import resized_rows
 
     tflite = [a for a in manifest["artifacts"] if a["file"].endswith(".tflite")]

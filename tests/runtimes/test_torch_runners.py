@@ -8,10 +8,10 @@ import torch
 from _support.torch_models import geo_handle, multi_handle, torch_outputs
 
 from edgeport.errors import SourceError
-from edgeport.exporters import FORMATS
-from edgeport.runtimes import io_dtypes, open_runner
+from edgeport.exporters import FORMATS, gate_for
+from edgeport.runtimes import open_runner
 from edgeport.runtimes.torch import TorchRunner
-from edgeport.validation import compare, gate_for
+from edgeport.validation import compare
 
 ROWS = 37
 
@@ -65,7 +65,7 @@ def test_litert_fixed_batch_artifact_is_fed_in_chunks(torch_export):
 def test_litert_runner_reports_dtypes_and_threads(torch_export):
     _, path, _ = torch_export("multi", "tflite_int8")
     runner = open_runner("litert", path, threads=2)
-    assert io_dtypes(runner) == {"inputs": {"x": "float32", "y": "float32"},
+    assert runner.io_dtypes() == {"inputs": {"x": "float32", "y": "float32"},
                                  "outputs": {"zeta": "float32", "alpha": "float32"}}
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgeport.errors import ConfigError
-from edgeport.validation import GATES, compare, gate_for, output_metrics
-from edgeport.validation.gates import parse_gate_overrides
+from edgeport.exporters import FORMATS, gate_for, parse_gate_overrides
+from edgeport.validation import compare, output_metrics
 
 
 def _probs(n=64, d=20, seed=0):
@@ -15,7 +15,7 @@ def _probs(n=64, d=20, seed=0):
 
 def test_identical_outputs_pass_every_gate():
     ref = {"p": _probs()}
-    for name in GATES:
+    for name in FORMATS.names():
         result = compare(ref, {"p": ref["p"].copy()}, gate_for(name))
         assert result.passed, (name, result.failures)
         m = result.outputs["p"]

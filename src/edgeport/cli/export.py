@@ -156,12 +156,15 @@ def refuse_unused_flags(args: argparse.Namespace, honoured: set[str], what: str)
 def run(args: argparse.Namespace) -> int:
     from edgeport.errors import ConfigError
     from edgeport.export import ExportConfig, check_before_work, export_handle
-    from edgeport.exporters import ExportOptions
+    from edgeport.exporters import (
+        ExportOptions,
+        check_gate_overrides,
+        parse_gate_overrides,
+    )
     from edgeport.fileio import OutputPlan
     from edgeport.reporting import format_table
     from edgeport.sources import load_source
     from edgeport.sources.torch import parse_input_shapes
-    from edgeport.validation.gates import check_gate_overrides, parse_gate_overrides
 
     source = resolve_source(args, DEFAULT_CHECKPOINT)
     if args.family == "hierarchy":
@@ -191,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
             calibration_samples=args.num_samples if keras_audio else args.calibration_samples,
             calibration_method=args.calibration_method, tflite_batch=args.tflite_batch,
             tflite_route=args.tflite_route,
-            extra={"float_frontend": args.float_frontend, "npu_check": args.npu_check, "int8_route": args.int8_route},
+            float_frontend=args.float_frontend, npu_check=args.npu_check, int8_route=args.int8_route,
         )
         config = ExportConfig(
             formats=formats, outdir=outdir, force=args.force, tol=args.tol,

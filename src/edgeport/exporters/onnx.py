@@ -1,9 +1,10 @@
 """ONNX artifacts: FP32, FP16 (fragile parts kept FP32), INT8 dynamic and INT8 static QDQ.
 
 Every precision starts from one FP32 graph (``source_onnx``): torch sources go through the dynamo exporter,
-Keras sources through tf2onnx (``_keras_onnx``), each with names kept and a dynamic batch. The FP16 and INT8
-steps then work on that graph, keeping in FP32 the nodes of ``handle.keep_float`` modules / layers (mapped
-through the dynamo exporter's module-path metadata, or tf2onnx's TF name scopes).
+Keras sources through tf2onnx (``onnx_keras``), each with names kept and a dynamic batch. The FP16 and INT8
+steps (the ``PRECISIONS`` table) then work on that graph, keeping in FP32 the nodes of ``handle.keep_float``
+modules / layers and of the layers the model's family keeps float (mapped through the dynamo exporter's
+module-path metadata, or tf2onnx's TF name scopes). Graph edits live in ``onnx_graph``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from edgeport.errors import (
     UnsupportedFormatError,
 )
 from edgeport.exporters import _torch_compat
-from edgeport.exporters.base import ExportOptions, FormatSpec
+from edgeport.exporters import onnx_graph as G
+from edgeport.exporters.base import ExportOptions, FormatSpec, error_line, require
+from edgeport.families import family_of
+from edgeport.reporting.versions import package_versions
 from edgeport.sources.base import ModelHandle
 
 log = logging.getLogger(__name__)
@@ -30,12 +34,10 @@ log = logging.getLogger(__name__)
 #: Op types kept in FP32 in the FP16 artifact (SPEC §2: LayerNormalization and softmax-style reductions).
 FP16_FRAGILE_OPS = ("LayerNormalization", "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceL2", "Pow",
                     "Sqrt", "Reciprocal", "Log", "Exp")
-#: Trigonometric ops: their argument is the raw input scaled, which FP16 rounds coarsely (0.125 deg at 180).
-TRIG_OPS = ("Sin", "Cos", "Tan", "Atan", "Asin", "Acos")
 #: Ops whose argument needs FP32 resolution in the FP16 artifact, with everything between the graph inputs and
 #: them: trig (the angle) and Log (a dB scale: FP16 subnormals below 6e-5 step by 6e-8, a 30% error at -70 dB;
 #: the demo DS-CNN with db scaling: max diff 0.115 -> 0.0146 with its chain FP32; docs/dev/fp16.md).
-FP16_INPUT_CHAIN_OPS = (*TRIG_OPS, "Log")
+FP16_INPUT_CHAIN_OPS = (*G.TRIG_OPS, "Log")
 #: Op types the static QDQ quantizer touches by default: compute ops only (measured: quantizing every op of a
 #: geo model, raw coordinates included, costs 0.31 max diff; Gemm/MatMul only 0.055).
 STATIC_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -46,20 +48,15 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
     onnx = _import_onnx()
     path = Path(path)
     t0 = time.perf_counter()
-    notes: dict = {"format": fmt.name, "opset": options.opset, "versions": _versions(handle.framework)}
+    step = PRECISIONS.get(fmt.precision)
+    if step is None:
+        raise UnsupportedFormatError(f"ONNX exporter has no precision '{fmt.precision}' (format {fmt.name})")
+    pkgs = VERSIONS.get(handle.framework, ())
+    notes: dict = {"format": fmt.name, "opset": options.opset, "versions": package_versions((*pkgs, *VERSIONS["*"]))}
     model = source_onnx(handle, options, notes)
     notes["source_route"] = notes.get("route")
     try:
-        if fmt.precision == "fp32":
-            out = model
-        elif fmt.precision == "fp16":
-            out = to_fp16(model, handle, options, notes)
-        elif fmt.precision == "int8_dynamic":
-            out = to_int8_dynamic(model, handle, options, notes)
-        elif fmt.precision == "int8_static":
-            out = to_int8_static(model, handle, options, notes)
-        else:
-            raise UnsupportedFormatError(f"ONNX exporter has no precision '{fmt.precision}' (format {fmt.name})")
+        out = step(model, handle, options, notes)
         _check_io(out, handle, fp16_io=(fmt.precision == "fp16" and options.fp16_io))
         onnx.save_model(out, str(path))
     except BaseException:
@@ -79,19 +76,19 @@ def source_onnx(handle: ModelHandle, options: ExportOptions, notes: dict | None 
     notes = notes if notes is not None else {}
     if handle.framework == "torch":
         t0 = time.perf_counter()
-        legacy = options.extra.get("torch_onnx_route") == "torchscript"
+        legacy = options.torch_onnx_route == "torchscript"
         model = _torch_compat.torch_to_onnx_proto(handle, opset=options.opset, dynamo=not legacy)
         notes["route"] = f"torch.onnx.export(dynamo={not legacy})"
         notes["export_seconds"] = round(time.perf_counter() - t0, 3)
         return model
     if handle.framework == "onnx" and handle.model is not None and hasattr(handle.model, "graph"):
         notes["route"] = "ONNX graph as given"  # an in-memory ModelProto (e.g. a disease head built with onnx.helper)
-        return _copy(handle.model)
+        return G.copy_model(handle.model)
     if handle.framework == "keras":
-        from edgeport.exporters import _keras_onnx
+        from edgeport.exporters import onnx_keras
 
         t0 = time.perf_counter()
-        model = _keras_onnx.keras_to_onnx_proto(handle, opset=options.opset)
+        model = onnx_keras.keras_to_onnx_proto(handle, opset=options.opset)
         notes["route"] = "tf2onnx.convert.from_function"
         notes["opset"] = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), options.opset)
         notes["export_seconds"] = round(time.perf_counter() - t0, 3)
@@ -106,13 +103,17 @@ def source_onnx(handle: ModelHandle, options: ExportOptions, notes: dict | None 
 
 def kept_nodes(model, handle: ModelHandle, options: ExportOptions | None = None, *, quantized: bool = True) -> list[str]:
     """The nodes of ``handle.keep_float`` (torch module paths, or Keras layer names) in ``model``; for Keras
-    sources in a quantized format also the audio frontend and stem (``_keras_onnx.AUDIO_FLOAT_LAYERS``)."""
+    sources in a quantized format also the layers the model's family keeps float (``options.onnx_float_layers``
+    replaces the family's list)."""
     if handle.framework == "keras":
-        from edgeport.exporters import _keras_onnx
+        from edgeport.exporters import onnx_keras
 
-        extra = options.extra if options is not None else {}
-        layers = _keras_onnx.float_layers(handle, extra) if quantized else tuple(handle.keep_float)
-        names = _keras_onnx.layer_nodes(model, layers)
+        layers = tuple(handle.keep_float)
+        family = family_of(handle)
+        if quantized and family is not None:
+            override = options.onnx_float_layers if options is not None else None
+            layers = tuple(dict.fromkeys([*layers, *family.float_layers(handle, backend="onnx", override=override)]))
+        names = onnx_keras.layer_nodes(model, layers)
         if layers and not names:
             log.warning("keep_float layers %s matched no ONNX node", list(layers))
         return names
@@ -132,149 +133,13 @@ def keep_float_nodes(model, module_paths: Iterable[str]) -> list[str]:
         if any(p in scopes for p in paths):
             names.append(node.name)
     if not names:
-        names = input_chain_nodes(model)
+        names = G.input_chain_nodes(model)
         if names:
             log.warning("keep_float %s matched no node by module path; keeping the %d nodes that feed "
                         "trigonometric ops in float instead", paths, len(names))
         else:
             log.warning("keep_float %s matched no ONNX node; nothing is kept float for it", paths)
     return names
-
-
-def input_chain_nodes(model, op_types: Iterable[str] = TRIG_OPS) -> list[str]:
-    """Nodes of ``op_types`` (trig by default) fed by a graph input, and every node between the graph inputs
-    and them (the input encoding)."""
-    graph = model.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    from_input = {i.name for i in graph.input}
-    # tensors that depend on a graph input
-    dep_nodes = set()
-    for n in graph.node:  # nodes are topologically sorted in a valid ONNX graph
-        if any(i in from_input for i in n.input):
-            dep_nodes.add(n.name)
-            from_input.update(n.output)
-    keep: set[str] = set()
-    op_types = set(op_types)
-    stack = [n for n in graph.node if n.op_type in op_types and n.name in dep_nodes]
-    while stack:
-        n = stack.pop()
-        if n.name in keep:
-            continue
-        keep.add(n.name)
-        for i in n.input:
-            p = producer.get(i)
-            if p is not None and p.name in dep_nodes:
-                stack.append(p)
-    return [n.name for n in graph.node if n.name in keep]
-
-
-def unshare_initializers(model) -> int:
-    """Give every consumer of a shared initializer its own copy (the exporters de-duplicate identical
-    initializers, and the FP16 converter then casts one copy for an FP32 node and an FP16 node alike).
-    Returns the number of copies made."""
-    from onnx import numpy_helper
-
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    seen: dict[str, int] = {}
-    copies = 0
-    for node in _all_nodes(graph):
-        for k, name in enumerate(node.input):
-            if name not in inits:
-                continue
-            seen[name] = seen.get(name, 0) + 1
-            if seen[name] == 1:
-                continue
-            new_name = f"{name}__copy{seen[name] - 1}"
-            t = numpy_helper.from_array(numpy_helper.to_array(inits[name]), new_name)
-            graph.initializer.append(t)
-            node.input[k] = new_name
-            copies += 1
-    return copies
-
-
-def _all_nodes(graph):
-    yield from graph.node
-
-
-def force_output_types(model, elem_type: int) -> list[str]:
-    """Cast graph outputs to ``elem_type`` where the converter left another float type (onnxconverter-common
-    returns FP16 outputs when the producing node is block-listed, despite keep_io_types)."""
-    from onnx import TensorProto, helper
-
-    graph = model.graph
-    fixed = []
-    floats = (TensorProto.FLOAT, TensorProto.FLOAT16)
-    for out in graph.output:
-        cur = out.type.tensor_type.elem_type
-        if cur == elem_type or cur not in floats:
-            continue
-        inner = f"{out.name}__pre_cast"
-        for node in graph.node:
-            for k, o in enumerate(node.output):
-                if o == out.name:
-                    node.output[k] = inner
-            for k, i in enumerate(node.input):
-                if i == out.name:
-                    node.input[k] = inner
-        graph.node.append(helper.make_node("Cast", [inner], [out.name], to=elem_type, name=f"{out.name}__cast"))
-        out.type.tensor_type.elem_type = elem_type
-        fixed.append(out.name)
-    return fixed
-
-
-def fold_cast_roundtrips(model) -> int:
-    """Remove ``Cast(to=FP16) -> Cast(to=FP32)`` pairs between two FP32 nodes. onnxconverter-common 1.16 casts
-    the output of every block-listed node to FP16 and back even when its consumer is block-listed too, which
-    rounds e.g. the angle fed to Sin/Cos and defeats the block list. Returns the pairs removed."""
-    from onnx import TensorProto, helper
-
-    graph = model.graph
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    outputs = {o.name for o in graph.output}
-
-    def cast_to(n) -> int | None:
-        if n.op_type != "Cast":
-            return None
-        return next((helper.get_attribute_value(a) for a in n.attribute if a.name == "to"), None)
-
-    removed: set[int] = set()
-    rename: dict[str, str] = {}
-    count = 0
-    for a in graph.node:
-        if cast_to(a) != TensorProto.FLOAT16:
-            continue
-        users = consumers.get(a.output[0], [])
-        back = [u for u in users if cast_to(u) == TensorProto.FLOAT]
-        for u in back:
-            if u.output[0] in outputs:  # keep the graph output's Cast, fed straight from the FP32 tensor
-                u.input[0] = a.input[0]
-                count += 1
-                continue
-            rename[u.output[0]] = a.input[0]
-            removed.add(id(u))
-            count += 1
-        users = [u for u in users if a.output[0] in u.input]
-        if a.output[0] not in outputs and all(id(u) in removed for u in users):
-            removed.add(id(a))
-    if not count:
-        return 0
-    keep = [n for n in graph.node if id(n) not in removed]
-    for n in keep:
-        for k, i in enumerate(n.input):
-            while i in rename:
-                i = rename[i]
-            n.input[k] = i
-    del graph.node[:]
-    graph.node.extend(keep)
-    return count
-
-
-def _float_type_of(value_info) -> int:
-    return value_info.type.tensor_type.elem_type
 
 
 # ----------------------------------------------------------------------------------------------- FP16
@@ -285,7 +150,7 @@ def to_fp16(model, handle: ModelHandle, options: ExportOptions, notes: dict):
     kept = kept_nodes(model, handle, options, quantized=False)
     # trig and log ops fed by raw inputs stay FP32 with what feeds them, even without keep_float (measured on a
     # geo-like model: rounding the angle to FP16 costs 0.0062 max diff; kept FP32, 0.00065)
-    chain = [n for n in input_chain_nodes(model, FP16_INPUT_CHAIN_OPS) if n not in set(kept)]
+    chain = [n for n in G.input_chain_nodes(model, FP16_INPUT_CHAIN_OPS) if n not in set(kept)]
     out, info = convert_fp16(model, keep_nodes=kept + chain, block_ops=FP16_FRAGILE_OPS, fp16_io=options.fp16_io)
     info["route"] = f"{notes.get('source_route')} + onnxconverter-common float16"
     notes.update(info)
@@ -302,9 +167,9 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
         raise MissingDependencyError("onnxconverter-common", "ONNX FP16 export", "onnx") from None
     from onnx import TensorProto
 
-    m = _copy(model)
+    m = G.copy_model(model)
     del m.graph.value_info[:]
-    copies = unshare_initializers(m)
+    copies = G.unshare_initializers(m)
     block_ops = list(block_ops)
     keep_nodes = list(keep_nodes)
     fragile = [n.name for n in m.graph.node if n.op_type in block_ops]
@@ -320,11 +185,11 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
             )
     except Exception as e:
         raise ConversionError(f"FP16 conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
-    retargeted = retarget_float_casts(out, set(block))
-    retargeted += cast_mixed_inputs(out)
+    retargeted = G.retarget_float_casts(out, set(block))
+    retargeted += G.cast_mixed_inputs(out)
     want = TensorProto.FLOAT16 if fp16_io else TensorProto.FLOAT
-    casted = force_output_types(out, want)
-    folded = fold_cast_roundtrips(out)
+    casted = G.force_output_types(out, want)
+    folded = G.fold_cast_roundtrips(out)
     info = {
         "route": "torch.onnx.export(dynamo=True) + onnxconverter-common float16",
         "fp16_io": fp16_io,
@@ -338,55 +203,6 @@ def convert_fp16(model, *, keep_nodes: Iterable[str] = (), block_ops: Iterable[s
     return out, info
 
 
-_MIXED_TYPE_OPS = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Conv")
-
-
-def cast_mixed_inputs(model) -> int:
-    """Insert ``Cast(to=FLOAT16)`` in front of FLOAT inputs of arithmetic nodes whose other inputs are FLOAT16 (the
-    converter misses the boundary when a kept-FP32 value is also a graph output: transformers' Swin pooled
-    embedding feeding the species head's Gemm)."""
-    from onnx import TensorProto, helper
-
-    g = model.graph
-    types = {v.name: _float_type_of(v) for v in (*g.input, *g.value_info, *g.output)}
-    types.update({i.name: i.data_type for i in g.initializer})
-    new_nodes, count = [], 0
-    for node in g.node:
-        ins = [types.get(i) for i in node.input]
-        if node.op_type in _MIXED_TYPE_OPS and TensorProto.FLOAT16 in ins and TensorProto.FLOAT in ins:
-            for k, t in enumerate(ins):
-                if t == TensorProto.FLOAT:
-                    cast_out = f"{node.input[k]}__fp16_for_{node.name or count}"
-                    new_nodes.append(helper.make_node("Cast", [node.input[k]], [cast_out], to=TensorProto.FLOAT16,
-                                                      name=f"{cast_out}_Cast"))
-                    node.input[k] = cast_out
-                    count += 1
-        new_nodes.append(node)
-    if count:
-        del g.node[:]
-        g.node.extend(new_nodes)
-    return count
-
-
-def retarget_float_casts(model, blocked: set[str]) -> int:
-    """``Cast(to=FLOAT)`` nodes outside the block list whose output the converter typed FLOAT16: make them cast to
-    FLOAT16. onnxconverter-common leaves them (a TorchScript export of transformers' Swin casts its shifted-window
-    attention mask to float), and ONNX Runtime then refuses the file: "Type (tensor(float16)) of output arg ...
-    does not match expected type (tensor(float))"."""
-    from onnx import TensorProto, helper
-
-    fp16_values = {v.name for v in model.graph.value_info if _float_type_of(v) == TensorProto.FLOAT16}
-    count = 0
-    for node in _all_nodes(model.graph):
-        if node.op_type != "Cast" or node.name in blocked or node.output[0] not in fp16_values:
-            continue
-        for a in node.attribute:
-            if a.name == "to" and helper.get_attribute_value(a) == TensorProto.FLOAT:
-                a.i = TensorProto.FLOAT16
-                count += 1
-    return count
-
-
 # ----------------------------------------------------------------------------------------------- INT8
 
 
@@ -395,7 +211,7 @@ def _clean_for_quant(model):
     re-infer shapes."""
     import onnx
 
-    m = _copy(model)
+    m = G.copy_model(model)
     del m.graph.value_info[:]
     try:
         m = onnx.shape_inference.infer_shapes(m, strict_mode=False)
@@ -421,7 +237,7 @@ def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: d
     import onnx
 
     m = _clean_for_quant(model)
-    m = gemm_to_matmul(m)
+    m = G.gemm_to_matmul(m)
     kept = kept_nodes(m, handle, options)
     feeds = _trial_feeds(handle)
     candidates: dict[bool, object] = {}
@@ -440,7 +256,7 @@ def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: d
                     )
             except Exception as e:
                 raise ConversionError(
-                    f"ONNX Runtime dynamic quantization failed: {type(e).__name__}: {_line(e)}") from e
+                    f"ONNX Runtime dynamic quantization failed: {type(e).__name__}: {error_line(e)}") from e
             candidates[reduce_range] = onnx.load_model(str(dst))
             if reference is not None:  # mean absolute difference from the FP32 graph on the trial rows
                 got = _ort_outputs(dst, feeds)
@@ -482,61 +298,15 @@ def _ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarr
     return {k: np.asarray(v, np.float64) for k, v in OrtRunner.open(path).infer(feeds).items()}
 
 
-def gemm_to_matmul(model):
-    """Rewrite ``Gemm(A, B, C)`` (alpha = beta = 1, transA = 0) as ``MatMul + Add``: ONNX Runtime's dynamic
-    quantizer handles MatMul but leaves Gemm in FP32, and the dynamo exporter emits Gemm for nn.Linear."""
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    new_nodes = []
-    for node in graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if (node.op_type != "Gemm" or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0
-                or attrs.get("beta", 1.0) != 1.0):
-            new_nodes.append(node)
-            continue
-        a, b = node.input[0], node.input[1]
-        if attrs.get("transB", 0):
-            if b not in inits:
-                new_nodes.append(node)
-                continue
-            w = numpy_helper.to_array(inits[b]).T.copy()
-            b_t = f"{b}__T_{node.name}"
-            graph.initializer.append(numpy_helper.from_array(w, b_t))
-            b = b_t
-        mm_out = f"{node.output[0]}__mm" if len(node.input) > 2 and node.input[2] else node.output[0]
-        made = [helper.make_node("MatMul", [a, b], [mm_out], name=f"{node.name}_MatMul")]
-        if mm_out != node.output[0]:
-            made.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_Add"))
-        for m in made:  # keep the module-path metadata so keep_float still finds these nodes
-            m.metadata_props.extend(node.metadata_props)
-        new_nodes.extend(made)
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    _drop_unused_initializers(graph)
-    return model
-
-
-def _drop_unused_initializers(graph) -> None:
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    keep = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
-
-
 def default_static_op_types(handle: ModelHandle) -> tuple[str, ...]:
-    """Op types quantized by ``onnx_int8_static`` unless ``extra["static_op_types"]`` says otherwise."""
-    if handle.framework == "keras":
-        from edgeport.exporters import _keras_onnx
-
-        if _keras_onnx.is_audio_model(handle):
-            return _keras_onnx.AUDIO_STATIC_OP_TYPES
-    return STATIC_OP_TYPES
+    """Op types quantized by ``onnx_int8_static`` unless ``options.static_op_types`` says otherwise: the
+    family's (when it has a rule) or ``STATIC_OP_TYPES``."""
+    family = family_of(handle)
+    return (family.static_op_types(handle) if family is not None else None) or STATIC_OP_TYPES
 
 
 #: Calibration rows whose intermediate outputs ONNX Runtime holds at once (Percentile/Entropy keep all of them).
-CALIBRATION_STRIDE = 32
+CALIBRATION_STRIDE = ExportOptions.calibration_stride
 
 
 def calibration_stride(n: int, cap: int = CALIBRATION_STRIDE) -> int:
@@ -559,7 +329,8 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
     n = int(next(iter(feeds.values())).shape[0])
     m = _clean_for_quant(model)
     kept = kept_nodes(m, handle, options)
-    op_types = list(options.extra.get("static_op_types", default_static_op_types(handle)))
+    chosen = options.static_op_types is not None
+    op_types = list(options.static_op_types if chosen else default_static_op_types(handle))
     method = {
         "minmax": quant.CalibrationMethod.MinMax,
         "percentile": quant.CalibrationMethod.Percentile,
@@ -594,7 +365,7 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
     # every sample until the reader is exhausted (``CalibMaxIntermediateOutputs`` is honoured by MinMax only);
     # ``CalibStridedMinMax`` (despite its name, any method) feeds them ``stride`` rows at a time and merges the
     # ranges / histograms between strides. Peak memory: benchmarks/results/onnx_keras_calibration.json.
-    stride = calibration_stride(n, int(options.extra.get("calibration_stride", CALIBRATION_STRIDE)))
+    stride = calibration_stride(n, options.calibration_stride)
     extra = {"CalibStridedMinMax": stride}
     fallback = None
     with tempfile.TemporaryDirectory(dir=options.work_dir) as tmp:
@@ -617,15 +388,14 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
             except ValueError as e:
                 # Percentile's histogram of a near-constant tensor (e.g. a saturated squeeze-excitation gate
                 # fed to Mul) fails in numpy ("Too many bins for data range"); the compute ops alone calibrate.
-                if "Too many bins" not in str(e) or "static_op_types" in options.extra or \
-                        set(op_types) <= set(STATIC_OP_TYPES):
+                if "Too many bins" not in str(e) or chosen or set(op_types) <= set(STATIC_OP_TYPES):
                     raise
-                fallback = f"{_line(e)}: quantized {list(STATIC_OP_TYPES)} only"
+                fallback = f"{error_line(e)}: quantized {list(STATIC_OP_TYPES)} only"
                 log.warning("static calibration (%s) failed on %s; %s", options.calibration_method, op_types, fallback)
                 op_types = list(STATIC_OP_TYPES)
                 run(op_types)
         except Exception as e:
-            raise ConversionError(f"ONNX Runtime static quantization failed: {type(e).__name__}: {_line(e)}") from e
+            raise ConversionError(f"ONNX Runtime static quantization failed: {type(e).__name__}: {error_line(e)}") from e
         out = onnx.load_model(str(dst))
     notes.update({
         "route": f"{notes.get('source_route')} + onnxruntime quantize_static (QDQ, QInt8)",
@@ -639,6 +409,18 @@ def to_int8_static(model, handle: ModelHandle, options: ExportOptions, notes: di
         "keep_float_modules": list(handle.keep_float),
     })
     return out
+
+
+#: precision -> the step from the FP32 graph: (model, handle, options, notes) -> model
+PRECISIONS = {
+    "fp32": lambda model, handle, options, notes: model,
+    "fp16": to_fp16,
+    "int8_dynamic": to_int8_dynamic,
+    "int8_static": to_int8_static,
+}
+#: packages whose versions the notes record: per source framework, and for every ONNX artifact ("*")
+VERSIONS = {"torch": ("torch", "onnxscript"), "keras": ("tensorflow-cpu", "keras", "tf2onnx"),
+            "*": ("onnx", "onnxruntime", "onnxconverter-common")}
 
 
 # ----------------------------------------------------------------------------------------------- misc
@@ -658,17 +440,9 @@ def _check_io(model, handle: ModelHandle, *, fp16_io: bool) -> None:
     for vi, spec in [(v, s) for v, s in zip(model.graph.input, handle.inputs, strict=True)] + [
         (v, s) for v, s in zip(model.graph.output, handle.outputs, strict=True)
     ]:
-        et = _float_type_of(vi)
+        et = G.float_type_of(vi)
         if spec.dtype.startswith("float") and et != want:
             raise ConversionError(f"'{vi.name}' has ONNX element type {et}, expected {want}")
-
-
-def _copy(model):
-    import onnx
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    return m
 
 
 def _remove(path: Path) -> None:
@@ -676,40 +450,9 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return (lines[0] if lines else "")[:300]
-
-
 def _import_onnx():
-    try:
-        import onnx
-    except ImportError:
-        raise MissingDependencyError("onnx", "ONNX export", "onnx") from None
-    return onnx
+    return require("onnx", "onnx", "ONNX export", "onnx")
 
 
 def _import_ort_quant():
-    try:
-        from onnxruntime import quantization
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "ONNX INT8 quantization", "onnx") from None
-    return quantization
-
-
-def _versions(framework: str = "torch") -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    pkgs = ("torch", "onnxscript") if framework == "torch" else ("tensorflow-cpu", "keras", "tf2onnx")
-    for pkg in (*pkgs, "onnx", "onnxruntime", "onnxconverter-common"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
-
-
-def output_max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
-    """Largest absolute difference over outputs (benchmarks and tests)."""
-    return float(max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)).max() for k in a))
+    return require("onnxruntime.quantization", "onnxruntime", "ONNX INT8 quantization", "onnx")

@@ -18,11 +18,11 @@ import numpy as np
 
 from edgeport.errors import (
     ConversionError,
-    MissingDependencyError,
     UnsupportedFormatError,
 )
 from edgeport.exporters import _onnx2tf_compat
-from edgeport.exporters.base import ExportOptions, FormatSpec
+from edgeport.exporters.base import ExportOptions, FormatSpec, require
+from edgeport.reporting.versions import package_versions
 from edgeport.sources.base import ModelHandle
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
             shutil.rmtree(path, ignore_errors=True)
         raise
     notes["route"] = "torch.onnx.export(dynamo=True) -> onnx2tf -> tf.saved_model.save (named signature)"
-    notes["versions"] = _versions()
+    notes["versions"] = package_versions(("torch", "onnx", "onnx2tf", "tensorflow-cpu", "tf_keras"))
     notes["seconds"] = round(time.perf_counter() - t0, 3)
     return notes
 
@@ -136,20 +136,4 @@ def _match_outputs(expected: dict, got: dict, names) -> dict[str, str]:
 
 
 def _import_tf():
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise MissingDependencyError("tensorflow-cpu", "TF SavedModel export", "tf") from None
-    return tf
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("torch", "onnx", "onnx2tf", "tensorflow-cpu", "tf_keras"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
+    return require("tensorflow", "tensorflow-cpu", "TF SavedModel export", "tf")

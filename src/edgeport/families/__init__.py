@@ -1,7 +1,21 @@
 """Reference model families: built in, constructible from a config, used by the demo and the tests.
 
 A family is data plus hooks named as ``"module:attribute"`` strings, so that nothing heavy is imported
-until a family is used. Adding a family is one registry entry here and its package under ``families/``.
+until a family is used. Adding a family is one registry entry here and its package under ``families/``;
+sources and exporters ask the family through the methods below and name no family themselves.
+
+Hooks (every one optional; a family without one gets the default said beside it):
+
+- ``build(cfg)``, ``wrap(model)``: a torch family's model from a checkpoint config, and its export wrapper
+- ``reference_inputs(n, seed)``, ``calibration_inputs(n, seed)``: seeded rows (torch families)
+- ``config_path(model_path)``, ``load_config(handle, path) -> dict``: a Keras family's config file beside
+  the model, read and checked against the model
+- ``attach_data(handle, data_path, num_samples=, validate_samples=, progress=)``: calibration and held-out
+  reference inputs from a data folder
+- ``float_layers(handle, backend=, float_frontend=, quantize_normalize=, override=)``: layers kept float in
+  a quantized artifact (default: none beyond ``handle.keep_float``)
+- ``static_op_types(handle)``: op types static INT8 quantizes (default ``None``: the exporter's own)
+- ``npu_problems(handle)``: NPU readiness problems of the model (default: none)
 """
 
 from __future__ import annotations
@@ -22,12 +36,18 @@ class Family:
     config_keys: frozenset[str]  # a checkpoint whose model_config has all of these belongs to the family
     input_specs: tuple[TensorSpec, ...]  # inputs of the export wrapper
     output_names: tuple[str, ...]
-    hooks: dict[str, str] = field(default_factory=dict)  # build, wrap, reference_inputs, calibration_inputs
+    hooks: dict[str, str] = field(default_factory=dict)  # see the module docstring
     keep_float: tuple[str, ...] = ()  # submodules kept float in every quantized format
+    framework: str = "torch"  # the source framework whose models belong to the family
 
     def _hook(self, key: str) -> Any:
+        if key not in self.hooks:
+            raise SourceError(f"the {self.name} family ({self.framework} models) has no '{key}' hook")
         module, attr = self.hooks[key].split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def has(self, key: str) -> bool:
+        return key in self.hooks
 
     def build_from_config(self, **cfg: Any) -> Any:
         return self._hook("build")(cfg)
@@ -43,6 +63,26 @@ class Family:
 
     def calibration_inputs(self, n: int = 256, seed: int = 1) -> Feeds:
         return self._hook("calibration_inputs")(n=n, seed=seed)
+
+    def config_path(self, model_path: Any) -> Any:
+        return self._hook("config_path")(model_path)
+
+    def load_config(self, handle: Any, path: Any) -> dict:
+        return self._hook("load_config")(handle, path)
+
+    def attach_data(self, handle: Any, data_path: Any, **kw: Any) -> None:
+        if not self.has("attach_data"):
+            raise SourceError(f"the {self.name} family takes no data folder")
+        self._hook("attach_data")(handle, data_path, **kw)
+
+    def float_layers(self, handle: Any, **kw: Any) -> tuple[str, ...]:
+        return tuple(self._hook("float_layers")(handle, **kw)) if self.has("float_layers") else ()
+
+    def static_op_types(self, handle: Any) -> tuple[str, ...] | None:
+        return self._hook("static_op_types")(handle) if self.has("static_op_types") else None
+
+    def npu_problems(self, handle: Any) -> list[str]:
+        return list(self._hook("npu_problems")(handle)) if self.has("npu_problems") else []
 
 
 FAMILIES: Registry[Family] = Registry("model family", SourceError)
@@ -82,13 +122,33 @@ FAMILIES.register(
     ),
 )
 
+#: the audio DS-CNN (Keras): specs are read from the .keras model; hooks in family.py (source) and
+#: graph_rules.py (what the exporters ask)
+_AUDIO = "edgeport.families.audio"
+FAMILIES.register("audio", Family(
+    name="audio", model_name="model", config_keys=frozenset({"audio_frontend", "sample_rate"}),
+    input_specs=(), output_names=(), framework="keras",
+    hooks={k: f"{_AUDIO}.family:{k}" for k in ("config_path", "load_config", "attach_data")}
+    | {k: f"{_AUDIO}.graph_rules:{k}" for k in ("float_layers", "static_op_types", "npu_problems")},
+))
 
-def family_for_config(cfg: dict) -> Family | None:
-    """The family whose config keys a checkpoint's model_config carries, if any."""
+
+def family_for_config(cfg: dict, framework: str = "torch") -> Family | None:
+    """The family of ``framework`` whose config keys a checkpoint's model_config carries, if any."""
     for _, fam in FAMILIES.items():
-        if fam.config_keys <= set(cfg):
+        if fam.framework == framework and fam.config_keys and fam.config_keys <= set(cfg):
             return fam
     return None
 
 
-__all__ = ["FAMILIES", "Family", "family_for_config"]
+def family_of(handle: Any) -> Family | None:
+    """The registered family of a loaded handle (``None`` for a model of no family)."""
+    name = getattr(handle, "family", None)
+    return FAMILIES.get(name) if name and name in FAMILIES else None
+
+
+def families_for(framework: str) -> list[Family]:
+    return [fam for _, fam in FAMILIES.items() if fam.framework == framework]
+
+
+__all__ = ["FAMILIES", "Family", "families_for", "family_for_config", "family_of"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from edgeport import __version__
 from edgeport.fileio import atomic_write_json, sha256_path
 from edgeport.reporting.table import batch_text
+from edgeport.reporting.versions import package_versions
 
 _PACKAGES = (
     "torch", "tensorflow-cpu", "keras", "onnx", "onnxruntime", "onnxconverter-common", "onnxscript",
@@ -17,13 +17,7 @@ _PACKAGES = (
 
 
 def framework_versions() -> dict[str, str]:
-    out = {"edgeport": __version__, "python": platform.python_version()}
-    for p in _PACKAGES:
-        try:
-            out[p] = importlib.metadata.version(p)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    return {"edgeport": __version__, "python": platform.python_version(), **package_versions(_PACKAGES)}
 
 
 def _labels_count(result) -> int | None:
@@ -39,7 +33,7 @@ def build_manifest(result, config) -> dict:
     src = h.source_path
     return {
         "edgeport_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command_line": config.command_line,
         "source": {
             "path": str(src) if src else None,

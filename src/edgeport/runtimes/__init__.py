@@ -28,30 +28,22 @@ def open_runner(name: str, path: Path, **kwargs) -> Runner:
     return runner_class(name).open(Path(path), **kwargs)
 
 
-def runtime_for_path(path: Path) -> str:
-    """The runtime that runs an artifact, from its file: ``.keras`` -> keras, a directory (SavedModel) -> tf,
-    otherwise the runtime of the export format with that extension (``.tflite`` -> litert, ``.onnx`` ->
-    onnxruntime)."""
-    from edgeport.exporters import FORMATS
+#: artifact file extension -> the runtime that runs it (a directory is a SavedModel: ``tf``); every export
+#: format's extension is here with the format's runtime (tests/test_architecture.py checks it)
+EXTENSIONS = {".keras": "keras", ".onnx": "onnxruntime", ".tflite": "litert"}
 
+
+def runtime_for_path(path: Path) -> str:
+    """The runtime that runs an artifact, from its file: a directory (SavedModel) -> tf, otherwise by its
+    extension (``EXTENSIONS``: ``.keras`` -> keras, ``.tflite`` -> litert, ``.onnx`` -> onnxruntime)."""
     path = Path(path)
     if path.is_dir():
         return "tf"
     ext = path.suffix.lower()
-    if ext == ".keras":
-        return "keras"
-    by_ext = {spec.extension: spec.runtime for _, spec in FORMATS.items() if spec.extension}
-    if ext not in by_ext:
+    if ext not in EXTENSIONS:
         raise UnsupportedFormatError(f"cannot tell how to run '{path.name}': known artifacts are "
-                                     f"{', '.join(['.keras', *sorted(by_ext), 'a SavedModel folder'])}")
-    return by_ext[ext]
+                                     f"{', '.join([*sorted(EXTENSIONS), 'a SavedModel folder'])}")
+    return EXTENSIONS[ext]
 
 
-def io_dtypes(runner: Runner) -> dict[str, dict[str, str]]:
-    """Input and output dtypes of a loaded artifact, by name (float I/O is checked on quantized artifacts)."""
-    inputs = getattr(runner, "input_dtypes", None) or {t.name: t.dtype for t in runner.inputs}
-    outputs = getattr(runner, "output_dtypes", None) or {}
-    return {"inputs": dict(inputs), "outputs": dict(outputs)}
-
-
-__all__ = ["RUNTIMES", "Runner", "io_dtypes", "open_runner", "runner_class", "runtime_for_path"]
+__all__ = ["EXTENSIONS", "RUNTIMES", "Runner", "open_runner", "runner_class", "runtime_for_path"]

@@ -29,7 +29,8 @@ class Runner(ABC):
 
     def io_dtypes(self) -> dict[str, dict[str, str]]:
         """Dtypes of the artifact's inputs and outputs as the runtime sees them (float I/O checks)."""
-        return {"inputs": {t.name: t.dtype for t in self.inputs}, "outputs": dict(self.output_dtypes)}
+        inputs = getattr(self, "input_dtypes", None) or {t.name: t.dtype for t in self.inputs}
+        return {"inputs": dict(inputs), "outputs": dict(self.output_dtypes)}
 
     @classmethod
     @abstractmethod

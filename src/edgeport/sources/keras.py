@@ -16,22 +16,29 @@ from edgeport.sources.base import ModelHandle, TensorSpec
 
 log = logging.getLogger(__name__)
 
-KERAS_SUFFIXES = (".keras",)
-AUDIO_FAMILY = "audio"
+
+
+def _keras_family(cfg_path_given: Path | None, model_path: Path):
+    """The Keras family whose config file the model has (or the one given with --model-config), if any."""
+    from edgeport.families import families_for
+
+    for fam in families_for("keras"):
+        path = cfg_path_given or fam.config_path(model_path)
+        if path.is_file():
+            return fam, path
+    return None, cfg_path_given
 
 
 def load_keras(source, *, model_config: str | Path | None = None, trust_source: bool = False, name: str | None = None,
                output_names=(), **_ignored) -> ModelHandle:
-    """Load ``X.keras`` (+ ``X_model_config.json`` when present or given) into a ModelHandle."""
-    from edgeport.families.audio.model_config import config_path_for, read_model_config
+    """Load ``X.keras`` (+ its family's ``X_model_config.json`` when present or given) into a ModelHandle."""
     from edgeport.runtimes.keras import KerasRunner
     from edgeport.sources.base import check_model_file
 
     path = Path(source)
     check_model_file(path, "Keras model file", zip_member="config.json")
-    cfg_path = Path(model_config) if model_config else config_path_for(path)
-    if model_config and not cfg_path.is_file():
-        raise SourceError(f"--model-config file not found: {cfg_path}")
+    if model_config and not Path(model_config).is_file():
+        raise SourceError(f"--model-config file not found: {model_config}")
     runner = KerasRunner.open(path, trust_source=trust_source)  # one clear line for a Lambda / foreign layer
     model = runner.model
     if len(runner.inputs) != 1:
@@ -46,44 +53,17 @@ def load_keras(source, *, model_config: str | Path | None = None, trust_source: 
         name=name or path.stem, framework="keras", model=model,
         inputs=(TensorSpec(inp.name, inp.shape, "float32"),), outputs=outs, source_path=path,
     )
-    if cfg_path.is_file():
-        cfg = check_config_matches(read_model_config(cfg_path), handle, cfg_path)
-        handle.family = AUDIO_FAMILY
-        handle.config = cfg.to_dict()
+    family, cfg_path = _keras_family(Path(model_config) if model_config else None, path)
+    if family is not None:
+        handle.config = family.load_config(handle, cfg_path)
+        handle.family = family.name
         handle.notes["model_config_file"] = str(cfg_path)
         labels = path.with_name(f"{path.stem}_labels.txt")
         handle.labels_file = labels if labels.is_file() else None
     else:
-        log.warning("%s has no %s: exporting it as a plain Keras model (no audio calibration data); pass "
-                    "--model-config for an audio model", path.name, cfg_path.name)
+        log.warning("%s has no %s_model_config.json: exporting it as a plain Keras model (no audio calibration "
+                    "data); pass --model-config for an audio model", path.name, path.stem)
     return handle
-
-
-def check_config_matches(cfg, handle: ModelHandle, cfg_path: Path):
-    """Refuse a model config that describes another model (input shape, number of classes); returns the config
-    with its input contract settled by the model's input shape (``contract.resolve``)."""
-    from edgeport.errors import ConfigError
-    from edgeport.families.audio.contract import resolve
-
-    try:
-        cfg = resolve(cfg, handle.inputs[0].shape[1:], what=handle.source_path.name, cfg_source=cfg_path.name)
-    except ConfigError as e:
-        raise SourceError(f"{cfg_path.name} does not match the model: {e}; pass the model's own --model-config") from None
-    out = handle.outputs[0].shape
-    if cfg.num_classes and len(out) == 2 and out[1] != cfg.num_classes:
-        raise SourceError(
-            f"{cfg_path.name} does not match the model: it lists {cfg.num_classes} classes but "
-            f"{handle.source_path.name} has {out[1]} outputs; pass the model's own --model-config")
-    return cfg
-
-
-def audio_config(handle: ModelHandle):
-    """The handle's AudioModelConfig (``None`` for a plain Keras model)."""
-    if handle.family != AUDIO_FAMILY:
-        return None
-    from edgeport.families.audio.model_config import AudioModelConfig
-
-    return AudioModelConfig.from_dict(handle.config)
 
 
 #: Defaults of ``edgeport export X.keras``: representative dataset rows (--num-samples) and held-out
@@ -94,19 +74,12 @@ VALIDATE_SAMPLES = 256
 
 def attach_audio_data(handle: ModelHandle, data_path: str | Path | None, *, num_samples: int = NUM_SAMPLES,
                       validate_samples: int = VALIDATE_SAMPLES, progress: bool = True) -> None:
-    """Give an audio handle its representative dataset and held-out validation chunks from ``data_path``."""
-    cfg = audio_config(handle)
-    if cfg is None or data_path is None:
-        return
-    from edgeport.families.audio.representative import build_audio_inputs
+    """Give a family handle its representative dataset and held-out validation chunks from ``data_path``
+    (the family's ``attach_data`` hook); nothing for a plain model or no folder."""
+    from edgeport.families import family_of
 
-    data = build_audio_inputs(data_path, cfg, input_name=handle.input_names[0], num_samples=num_samples,
-                              validate_samples=validate_samples, progress=progress)
-    pool, hard = len(data.heldout), len(data.hard_cases)
-    if pool + hard < validate_samples:
-        log.warning("%s gives %d held-out chunks (+%d hard cases), fewer than --validate-samples %d: validation "
-                    "uses all of them, and every --batch-validate seed sees the same chunks; give more or longer "
-                    "files for different samples", data_path, pool, hard, validate_samples)
-    handle.calibration_inputs = data.calibration_inputs
-    handle.reference_inputs = data.reference_inputs
-    handle.notes["calibration_extra"] = data.summary()
+    family = family_of(handle)
+    if family is None or data_path is None or not family.has("attach_data"):
+        return
+    family.attach_data(handle, data_path, num_samples=num_samples, validate_samples=validate_samples,
+                       progress=progress)

@@ -1,7 +1,10 @@
-"""One comparator for every artifact: metrics, gates, and the result object."""
+"""One comparator for every artifact: metrics, gates, and the result object.
 
-from edgeport.validation.comparator import Check, Comparison, compare
-from edgeport.validation.gates import GATES, Gate, gate_for
+The default gate of each format is on its ``FormatSpec`` (``edgeport.exporters.gate_for``).
+"""
+
+from edgeport.validation.comparator import Check, Comparison, OtherRun, compare
+from edgeport.validation.gates import Gate
 from edgeport.validation.metrics import OutputMetrics, output_metrics
 
-__all__ = ["Check", "Comparison", "compare", "GATES", "Gate", "gate_for", "OutputMetrics", "output_metrics"]
+__all__ = ["Check", "Comparison", "Gate", "OtherRun", "OutputMetrics", "compare", "output_metrics"]

@@ -1,7 +1,10 @@
 """The comparator: reference outputs vs an artifact's outputs -> a result whose truth is "passed".
 
-It collects every failure instead of stopping at the first, and serialises to JSON. Export, validate
-and bench all use it; no backend has its own copy.
+It makes every pass/fail decision about an artifact: the gate's figures, rows that failed to run, the
+float32 I/O rule (from the runtime's dtypes), and the other runs the caller made of the same artifact
+(e.g. LiteRT resized to another batch), which it is given as results, not as failures to append. It
+collects every failure instead of stopping at the first, and serialises to JSON. Export, validate and
+bench all use it; no backend has its own copy.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class Comparison:
     def passed(self) -> bool:
         return not self.problems and all(c.passed for c in self.checks)
 
+    def __bool__(self) -> bool:
+        return self.passed
+
     @property
     def failures(self) -> list[str]:
         return self.problems + [c.describe() for c in self.checks if not c.passed]
@@ -84,20 +90,47 @@ class Comparison:
         }
 
 
+#: dtypes that count as float32 I/O
+FLOAT32_IO = frozenset({"float32"})
+
+
+@dataclass(frozen=True)
+class OtherRun:
+    """Another run of the same artifact, judged with the main comparison: its ``Comparison``, or ``error``
+    (why it could not be made; ``None`` with no comparison = it behaved as required)."""
+
+    label: str  # e.g. "at batch 7 through resize_tensor_input"
+    comparison: Comparison | None = None
+    error: str | None = None
+
+
 def compare(
     reference: dict[str, np.ndarray],
     candidate: dict[str, np.ndarray],
     gate: Gate,
     *,
     failed: np.ndarray | None = None,
+    io_dtypes: dict[str, dict[str, str]] | None = None,
+    other_runs: tuple[OtherRun, ...] | list[OtherRun] = (),
 ) -> Comparison:
     """Compare outputs by name. ``failed`` marks rows the artifact could not run (excluded from metrics,
-    counted against ``gate.max_failed_rows``)."""
+    counted against ``gate.max_failed_rows``); ``io_dtypes`` (the runner's ``io_dtypes()``) is judged
+    against ``gate.float32_io``; each of ``other_runs`` fails the result when it failed or errored."""
     names = list(reference)
     total = int(np.asarray(reference[names[0]]).shape[0]) if names else 0
     failed = np.zeros(total, dtype=bool) if failed is None else np.asarray(failed, dtype=bool)
     ok = ~failed
     result = Comparison(gate=gate, outputs={}, failed_rows=int(failed.sum()), total_rows=total)
+    if gate.float32_io and io_dtypes is not None:
+        bad = {f"{kind[:-1]} {n}": d for kind in ("inputs", "outputs") for n, d in io_dtypes.get(kind, {}).items()
+               if d not in FLOAT32_IO}
+        if bad:
+            result.problems.append(f"quantized artifact must keep float32 I/O, found {bad}")
+    for run in other_runs:
+        if run.error is not None:
+            result.problems.append(f"{run.label}: {run.error}")
+        elif run.comparison is not None and not run.comparison.passed:
+            result.problems.append(f"{run.label}: " + "; ".join(run.comparison.failures))
     missing = [n for n in names if n not in candidate]
     if missing:
         result.problems.append(f"artifact lacks output(s) {missing}; it has {sorted(candidate)}")

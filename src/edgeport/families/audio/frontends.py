@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +20,9 @@ from edgeport.audio import spectrogram as sp
 from edgeport.errors import ConfigError
 from edgeport.registry import Registry
 
-if TYPE_CHECKING:
-    from edgeport.families.audio.model_config import AudioModelConfig
+#: an ``AudioModelConfig``: ``model_config`` imports this module to check its names, so this module does not
+#: import it back
+AudioConfig = Any
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ class FrontendSpec:
     description: str
     in_graph: bool                       # does the model hold (part of) the frontend?
     mag_scales: tuple[str, ...]          # accepted magnitude scalings
-    core_shape: Callable[[AudioModelConfig], tuple[int, ...]]
-    features: Callable[[np.ndarray, AudioModelConfig], np.ndarray]  # chunk -> core features
+    core_shape: Callable[[AudioConfig], tuple[int, ...]]
+    features: Callable[[np.ndarray, AudioConfig], np.ndarray]  # chunk -> core features
 
     @property
     def spectrogram(self) -> bool:
@@ -59,11 +60,11 @@ FRONTENDS: Registry[FrontendSpec] = Registry("audio frontend", ConfigError)
 ALIASES = {"precomputed": "librosa", "tf": "raw"}
 
 
-def _stft(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
+def _stft(chunk: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     return sp.stft_magnitude(chunk, cfg.fft_length, cfg.hop_length, cfg.spec_width)
 
 
-def _mel(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
+def _mel(chunk: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     return sp.mel_filterbank(cfg.sample_rate, cfg.fft_length, cfg.num_mels) @ _stft(chunk, cfg)
 
 
@@ -127,7 +128,7 @@ def valid_pairs() -> list[tuple[str, str]]:
     return [(f, m) for f, spec in FRONTENDS.items() for m in spec.mag_scales]
 
 
-def npu_problems(cfg: AudioModelConfig) -> list[str]:
+def npu_problems(cfg: AudioConfig) -> list[str]:
     """Reasons the config will not fit the microcontroller NPU (empty list: fine)."""
     problems = []
     if cfg.audio_frontend == "raw" and cfg.chunk_samples > RAW_MAX_SAMPLES:
@@ -142,7 +143,7 @@ def npu_problems(cfg: AudioModelConfig) -> list[str]:
     return problems
 
 
-def features_from_chunk(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
+def features_from_chunk(chunk: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     """Model input (no batch axis) for one chunk of ``cfg.chunk_samples`` samples at ``cfg.sample_rate``, as the
     config's input contract says (``edgeport.families.audio.contract``)."""
     from edgeport.families.audio import contract
@@ -150,7 +151,7 @@ def features_from_chunk(chunk: np.ndarray, cfg: AudioModelConfig) -> np.ndarray:
     return contract.features(chunk, cfg)
 
 
-def model_input_from_audio(path: Path | str, cfg: AudioModelConfig, *, max_chunks: int | None = None,
+def model_input_from_audio(path: Path | str, cfg: AudioConfig, *, max_chunks: int | None = None,
                            overlap: float = 0.0, max_duration: float | None = None, return_times: bool = False):
     """Batch of model inputs for an audio file: load (mono, resample, peak-normalise if the contract says so),
     chunk, frontend and the contract's scaling and shape.

@@ -36,7 +36,11 @@ HONOURED = {"source", "checkpoint", "factory", "trust_source", "name", "formats"
 def run_export(args: argparse.Namespace, source: str) -> int:
     from edgeport.cli.export import check_flags, refuse_unused_flags
     from edgeport.errors import ConfigError
-    from edgeport.exporters import ExportOptions
+    from edgeport.exporters import (
+        ExportOptions,
+        check_gate_overrides,
+        parse_gate_overrides,
+    )
     from edgeport.families.hierarchy.checkpoint import load_hierarchy
     from edgeport.families.hierarchy.deliverables import (
         DEFAULT_FORMATS,
@@ -54,7 +58,6 @@ def run_export(args: argparse.Namespace, source: str) -> int:
         Preprocessing,
     )
     from edgeport.reporting import format_table
-    from edgeport.validation.gates import check_gate_overrides, parse_gate_overrides
 
     # bad input is refused before anything is loaded: flags this export does not read, ranges, gates, formats
     refuse_unused_flags(args, HONOURED, "export --family hierarchy (the ONNX deliverables folder)")

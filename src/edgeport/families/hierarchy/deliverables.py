@@ -31,7 +31,13 @@ import numpy as np
 
 from edgeport.errors import ConfigError, EdgeportError, UnsupportedFormatError
 from edgeport.export import ArtifactResult
-from edgeport.exporters import FORMATS, ExportOptions, FormatSpec, get_exporter
+from edgeport.exporters import (
+    FORMATS,
+    ExportOptions,
+    FormatSpec,
+    gate_for,
+    get_exporter,
+)
 from edgeport.families.hierarchy.checkpoint import HierarchySource
 from edgeport.families.hierarchy.images import (
     Preprocessing,
@@ -48,7 +54,7 @@ from edgeport.fileio import (
 )
 from edgeport.runtimes import open_runner
 from edgeport.sources.base import ModelHandle, TensorSpec
-from edgeport.validation import Comparison, Gate, compare, gate_for
+from edgeport.validation import Comparison, Gate, compare
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +255,7 @@ def _export_planned(src: HierarchySource, cfg: HierarchyConfig, specs, pre: Prep
     with torch.no_grad():
         ref_heads = {s: src.heads[s](torch.from_numpy(ref_emb)).numpy() for s in names}
 
-    options = replace(cfg.options, tol=cfg.tol, extra={**cfg.options.extra, "torch_onnx_route": _torch_route(model)})
+    options = replace(cfg.options, tol=cfg.tol, torch_onnx_route=_torch_route(model))
     size = src.image_size
     species = ModelHandle(
         name=cfg.name, framework="torch", model=SpeciesModel(model, size),
@@ -531,8 +537,8 @@ def _io(path: Path) -> dict:
 
 
 def _write_lists(src, cfg, pre, specs, outdir, per_precision, ood_files, options, det) -> dict:
-    from edgeport.exporters.onnx import _versions
     from edgeport.families.hierarchy.graphs import PAD_LOGIT
+    from edgeport.reporting.versions import package_versions
 
     names = src.class_names
     species_list = []
@@ -572,8 +578,8 @@ def _write_lists(src, cfg, pre, specs, outdir, per_precision, ood_files, options
         "ood_detector": {"onnx": ood_files["onnx"].name, "json": ood_files["json"].name, "npz": ood_files["npz"].name,
                          "threshold": det.threshold, "embedding_dim": det.dim},
         "opset": options.opset,
-        "torch_onnx_route": options.extra.get("torch_onnx_route"),
-        "versions": _versions("torch"),
+        "torch_onnx_route": options.torch_onnx_route,
+        "versions": package_versions(("torch", "onnxscript", "onnx", "onnxruntime", "onnxconverter-common")),
         "sha256": {str(q.relative_to(outdir)): sha256_path(q) for q in every},
     }
     atomic_write_json(outdir / METADATA, meta)

@@ -1,4 +1,5 @@
-"""Keras 3 -> ONNX FP32 with tf2onnx, and the mapping from Keras layer names to ONNX nodes.
+"""Keras 3 -> ONNX FP32 with tf2onnx, and the mapping from Keras layer names to ONNX nodes (which layers
+stay float is the model family's answer, ``edgeport.families``).
 
 Route chosen by measurement (docs/dev/onnx-keras.md): ``tf2onnx.convert.from_function`` on a
 ``tf.function`` that returns a dict keyed by the handle's output names. Keras's own
@@ -13,20 +14,13 @@ from collections.abc import Iterable
 
 from edgeport.errors import ConversionError, MissingDependencyError
 from edgeport.exporters import _torch_compat
+from edgeport.exporters.base import error_line
 from edgeport.sources.base import ModelHandle
 
 #: tf2onnx 1.17 handles opsets up to 18; edgeport's default (18) is used when it can.
 MAX_OPSET = 18
 #: name of the dynamic batch dimension in the written graph
 BATCH_DIM = "batch"
-#: Keras layers (SPEC §5 names) kept float in the quantized ONNX artifacts when the model has them: the audio
-#: frontend (its input is a linear STFT magnitude or a waveform, whose range INT8 cannot hold; the per-sample
-#: normalisation divides by an input-derived value) and the stem conv that reads the frontend's output.
-#: Measured on a trained DS-CNN (docs/dev/onnx-keras.md): dynamic INT8 top-1 agreement 0.92 -> 0.99 with the
-#: frontend float, static MinMax 0.97 -> 0.98 with the stem float too.
-AUDIO_FLOAT_LAYERS = ("mel_mixer", "frontend_normalize", "mag_pwl", "mag_pcen", "mag_db", "raw_reshape",
-                      "raw_filterbank", "raw_bn", "raw_relu6", "raw_pool", "raw_crop", "raw_to_bins_first",
-                      "stem_conv", "stem_bn", "stem_relu6")
 
 
 def _imports():
@@ -63,7 +57,7 @@ def keras_to_onnx_proto(handle: ModelHandle, *, opset: int):
     except ConversionError:
         raise
     except Exception as e:
-        raise ConversionError(f"tf2onnx could not convert the Keras model: {type(e).__name__}: {_line(e)}") from e
+        raise ConversionError(f"tf2onnx could not convert the Keras model: {type(e).__name__}: {error_line(e)}") from e
     _fix_io(proto, handle)
     return proto
 
@@ -112,30 +106,6 @@ def _rename(graph, mapping: dict[str, str]) -> None:
                 n.output[k] = mapping[t]
 
 
-#: Op types the static QDQ quantizer touches in a Keras audio model (one with the layers above): the compute
-#: ops plus the element-wise and pooling ops between them, so activations stay INT8 from one conv to the next;
-#: never Sigmoid (SE gates and the output probabilities: SPEC §3), Div / ReduceMax (the normalisation) or
-#: Softmax. Measured: static MinMax top-1 0.983 -> 0.991 (hybrid), 0.981 -> 1.0 (log_mel, features before the
-#: median-referenced log_mel) against Conv/MatMul only.
-AUDIO_STATIC_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Clip", "Relu",
-                         "GlobalAveragePool", "AveragePool", "MaxPool", "Reshape", "Squeeze", "Unsqueeze",
-                         "Transpose", "Concat")
-
-
-def is_audio_model(handle: ModelHandle) -> bool:
-    """A Keras model with the DS-CNN's named layers (SPEC §5)."""
-    present = {layer.name for layer in getattr(handle.model, "layers", [])}
-    return bool(present & set(AUDIO_FLOAT_LAYERS))
-
-
-def float_layers(handle: ModelHandle, options_extra: dict) -> tuple[str, ...]:
-    """Keras layers kept float in quantized ONNX: ``handle.keep_float`` plus the audio layers the model has
-    (``extra["onnx_float_layers"]`` replaces the audio default, e.g. ``()`` to quantize them)."""
-    present = {layer.name for layer in getattr(handle.model, "layers", [])}
-    default = options_extra.get("onnx_float_layers", AUDIO_FLOAT_LAYERS)
-    return tuple(dict.fromkeys([*handle.keep_float, *(n for n in default if n in present)]))
-
-
 def layer_regex(layer: str) -> str:
     """Node-name regex for the ops of a Keras layer: tf2onnx keeps the TF scope ``<model>_1/<layer>_1/op``."""
     return rf"(^|/){re.escape(layer)}(_\d+)?/"
@@ -156,8 +126,3 @@ def layer_nodes(model, layers: Iterable[str]) -> list[str]:
         if any(r.search(t) for t in names for r in rx):
             out.append(n.name)
     return out
-
-
-def _line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return (lines[0] if lines else "")[:300]

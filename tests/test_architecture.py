@@ -1,0 +1,206 @@
+"""The layout rules of docs/dev/architecture.md, checked on the source with ``ast`` (nothing is imported but
+the registries):
+
+- a package imports only packages below it in the doc's "Layers" list (lazy imports inside functions count);
+- no two modules import each other, and the module-level imports have no cycle;
+- no exporter module names a layer of a model family (families own that knowledge);
+- every registered format has a gate, and a runtime that opens its artifacts.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "edgeport"
+DOC = ROOT / "docs" / "dev" / "architecture.md"
+
+#: upward imports that exist in code other work is still moving; each must still exist (remove it here when
+#: it is gone), and none may be added. ``importer -> imported`` module names.
+KNOWN_UPWARD = {
+    ("edgeport.families.audio.representative", "edgeport.training.data"): "scan_dataset belongs below families",
+    ("edgeport.training.check", "edgeport.evaluation.metrics"): "one roc_auc, below training",
+    ("edgeport.families.hierarchy.cli", "edgeport.cli.export"): "flag checks shared with the export command",
+}
+#: pairs of modules that import each other (lazily) in code other work is still moving; same rule as above
+KNOWN_MUTUAL = {
+    frozenset({"edgeport.families.audio.contract", "edgeport.families.audio.frontends"}),
+    frozenset({"edgeport.families.audio.contract", "edgeport.families.audio.model_config"}),
+    frozenset({"edgeport.cli.export", "edgeport.families.hierarchy.cli"}),
+    frozenset({"edgeport.cli.train", "edgeport.cli.tune"}),
+    frozenset({"edgeport.families.hierarchy.deliverables", "edgeport.families.hierarchy.ood"}),
+}
+
+
+def layers() -> list[str]:
+    """The packages of the doc's "Layers" list, lowest first (a numbered list of `name` items)."""
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    names = re.findall(r"^\d+\.\s+`([\w.]+)`", section, flags=re.MULTILINE)
+    assert names, "docs/dev/architecture.md has no '## Layers' list of `package` items"
+    return names
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def _resolve(name: str) -> str | None:
+    """The edgeport module an import names (``from a.b import c`` names ``a.b.c`` when that is a module)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imports(module_level_only: bool = False) -> dict[str, set[str]]:
+    """``module -> edgeport modules it imports``; ``from edgeport import __version__`` is data, not an arrow."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for mod, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        nodes = _top_level(tree) if module_level_only else ast.walk(tree)
+        for node in nodes:
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module == "edgeport" and all(a.name == "__version__" for a in node.names):
+                    continue
+                targets = [f"{node.module}.{a.name}" for a in node.names]
+            for t in targets:
+                if t.split(".")[0] == "edgeport":
+                    r = _resolve(t)
+                    if r and r != mod:
+                        out[mod].add(r)
+    return out
+
+
+def _top_level(tree: ast.Module):
+    """Import statements run when the module is imported (not inside a function or class)."""
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                for child in getattr(node, field, []):
+                    stack.extend(child.body if isinstance(child, ast.ExceptHandler) else [child])
+
+
+def layer_of(module: str, names: list[str]) -> int:
+    """Index in ``names`` of the longest entry ``module`` is or is inside (``edgeport`` itself: the top)."""
+    rel = module.removeprefix("edgeport").lstrip(".")
+    if not rel:
+        return len(names)
+    best = None
+    for i, n in enumerate(names):
+        if (rel == n or rel.startswith(n + ".")) and (best is None or len(n) > len(names[best])):
+            best = i
+    if best is None:
+        pytest.fail(f"{module} is in no package of the Layers list in docs/dev/architecture.md; add it there")
+    return best
+
+
+def test_every_package_is_in_the_layers_list():
+    names = layers()
+    assert len(names) == len(set(names)), "a package is listed twice"
+    for mod in MODULES:
+        layer_of(mod, names)
+
+
+def test_no_package_imports_one_above_it():
+    names = layers()
+    found = set()
+    bad = []
+    for mod, targets in imports().items():
+        for t in targets:
+            if layer_of(t, names) > layer_of(mod, names):
+                found.add((mod, t))
+                if (mod, t) not in KNOWN_UPWARD:
+                    bad.append(f"{mod} imports {t} (above it in docs/dev/architecture.md)")
+    assert not bad, "\n".join(sorted(bad))
+    gone = set(KNOWN_UPWARD) - found
+    assert not gone, f"no longer imported: remove {sorted(gone)} from KNOWN_UPWARD"
+
+
+def test_no_two_modules_import_each_other():
+    graph = imports()
+    pairs = {frozenset({a, b}) for a, ts in graph.items() for b in ts if a in graph.get(b, set())}
+    assert not pairs - KNOWN_MUTUAL, f"modules importing each other: {sorted(map(sorted, pairs - KNOWN_MUTUAL))}"
+    assert not KNOWN_MUTUAL - pairs, f"no longer mutual: remove {sorted(map(sorted, KNOWN_MUTUAL - pairs))}"
+
+
+def test_module_level_imports_have_no_cycle():
+    graph = imports(module_level_only=True)
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        path.append(m)
+        for t in sorted(graph.get(m, ())):
+            if state.get(t) == 1:
+                return path[path.index(t):] + [t]
+            if t not in state and (cycle := visit(t)):
+                return cycle
+        state[m] = 2
+        path.pop()
+        return None
+
+    for m in sorted(MODULES):
+        if m not in state:
+            cycle = visit(m)
+            assert cycle is None, "import cycle at module level: " + " -> ".join(cycle)
+
+
+def _family_layer_names() -> dict[str, str]:
+    """Every layer name a registered family's hook modules list (``LAYER_NAMES``) -> its family."""
+    from edgeport.families import FAMILIES
+
+    out = {}
+    for name, fam in FAMILIES.items():
+        for hook in fam.hooks.values():
+            module = importlib.import_module(hook.split(":")[0])
+            for layer in getattr(module, "LAYER_NAMES", ()):
+                out[layer] = name
+    return out
+
+
+def test_the_audio_family_lists_its_layers():
+    names = _family_layer_names()
+    assert {"frontend_normalize", "stem_conv", "mel_mixer"} <= set(names)
+
+
+def test_no_exporter_module_names_a_family_layer():
+    names = _family_layer_names()
+    bad = []
+    for path in sorted((SRC / "exporters").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for layer, family in names.items():
+            if re.search(rf"\b{re.escape(layer)}\b", text):
+                bad.append(f"{path.relative_to(ROOT)} names the {family} family's layer '{layer}'")
+    assert not bad, "\n".join(bad) + "\n(ask the family: edgeport.families.family_of(handle))"
+
+
+def test_every_registered_format_has_a_gate_and_a_runtime():
+    from edgeport.exporters import FORMATS
+    from edgeport.runtimes import EXTENSIONS, RUNTIMES
+    from edgeport.validation import Gate
+
+    for name, spec in FORMATS.items():
+        assert isinstance(spec.gate, Gate), f"format {name} has no gate"
+        assert spec.runtime in RUNTIMES, f"format {name}: runtime {spec.runtime} is not registered"
+        if spec.extension:
+            assert EXTENSIONS.get(spec.extension) == spec.runtime, f"runtimes.EXTENSIONS lacks {spec.extension}"
