@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgeport.cli.args import add_source_arguments, resolve_source
 from edgeport.exporters import FORMATS
+from edgeport.exporters.base import CHOICES
 from edgeport.sources.keras import NUM_SAMPLES, VALIDATE_SAMPLES
 
 HELP = "export a model to ONNX / TFLite / SavedModel formats and validate each against the source"
@@ -28,13 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--opset", type=int, default=18, help="ONNX opset")
     g.add_argument("--tflite-batch", type=int, default=1,
                    help="batch size baked into TFLite artifacts when the converter needs a static one")
-    g.add_argument("--tflite-route", choices=["auto", "savedmodel", "litert-torch"], default="auto",
+    g.add_argument("--tflite-route", choices=CHOICES["tflite_route"], default="auto",
                    help="PyTorch -> TFLite: savedmodel (dynamic batch, needs TensorFlow), litert-torch (fixed "
                         "--tflite-batch, no TensorFlow), auto (savedmodel, litert-torch if it fails; default)")
     g.add_argument("--per-tensor", "--per_tensor", dest="per_tensor", action="store_true",
                    help="per-tensor instead of per-channel weight quantization")
     g.add_argument("--calibration-samples", type=int, default=256, help="calibration rows for static INT8")
-    g.add_argument("--calibration-method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    g.add_argument("--calibration-method", choices=CHOICES["calibration_method"], default="minmax")
     a = p.add_argument_group("Keras audio models (seed 001 convert options)")
     a.add_argument("--model-config", "--model_config", dest="model_config", default=None, metavar="X_model_config.json",
                    help="the .keras model's config (default: X_model_config.json beside X.keras)")
@@ -54,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep the learned frontend (mel mixer / filterbank, magnitude scaling) float in tflite_int8_full")
     a.add_argument("--no-npu-check", dest="npu_check", action="store_false",
                    help="skip the NPU readiness check of tflite_int8_full (channels multiple of 8, raw input size)")
-    a.add_argument("--int8-route", choices=["ai-edge-quantizer", "converter"], default="converter",
+    a.add_argument("--int8-route", choices=CHOICES["int8_route"], default="converter",
                    help="full-INT8 TFLite route for Keras models (docs/dev/tflite-route.md)")
     a.add_argument("--export-onnx", "--export_onnx", dest="export_onnx", action="store_true",
                    help="also write the ONNX FP32 artifact")

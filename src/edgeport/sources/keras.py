@@ -1,9 +1,11 @@
-"""Keras 3 sources: a ``.keras`` file (safe mode unless ``--trust-source``) with its ``X_model_config.json``.
+"""Keras 3 sources: a ``.keras`` file (safe mode unless ``--trust-source``) with its family's config file.
 
-A model trained by ``edgeport train`` (or the seed system, same config keys) is an ``audio`` family model:
-its config is checked against the model (input shape, number of classes), its labels are ``X_labels.txt``,
-and ``attach_audio_data`` gives it calibration and validation inputs from a labelled data folder. A
-``.keras`` without a config is a plain Keras model (validated on seeded inputs or ``--reference-inputs``).
+A model with the config file of a registered Keras family (``edgeport train``'s and the seed system's
+``X_model_config.json``: the ``audio`` family) belongs to it: the family's ``load_config`` hook checks the
+config against the model (input shape, number of classes), its labels are ``X_labels.txt``, and
+``attach_audio_data`` gives it calibration and validation inputs from a data folder (the family's
+``attach_data`` hook). A ``.keras`` without a config is a plain Keras model (validated on seeded inputs or
+``--reference-inputs``). This module names no family's files or fields itself.
 """
 
 from __future__ import annotations
