@@ -18,6 +18,12 @@ from pathlib import Path
 from edgeport.errors import ConfigError
 
 
+#: static INT8 calibration methods (one tuple: the CLI's ``choices=`` and ``ExportOptions`` read it)
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+#: devices of the reference model (``--device``)
+DEVICES = ("auto", "cpu", "cuda")
+
+
 @dataclass(frozen=True)
 class FormatSpec:
     name: str
@@ -65,9 +71,9 @@ class ExportOptions:
             raise ConfigError(f"TFLite batch must be >= 1, got {self.tflite_batch}")
         if self.tflite_route not in ("auto", "savedmodel", "litert-torch"):
             raise ConfigError(f"unknown TFLite route '{self.tflite_route}'; use auto, savedmodel or litert-torch")
-        if self.calibration_method not in ("minmax", "percentile", "entropy"):
+        if self.calibration_method not in CALIBRATION_METHODS:
             raise ConfigError(
-                f"unknown calibration method '{self.calibration_method}'; use minmax, percentile or entropy"
+                f"unknown calibration method '{self.calibration_method}'; use {', '.join(CALIBRATION_METHODS)}"
             )
 
     def to_dict(self) -> dict:

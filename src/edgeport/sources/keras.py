@@ -93,15 +93,18 @@ VALIDATE_SAMPLES = 256
 
 
 def attach_audio_data(handle: ModelHandle, data_path: str | Path | None, *, num_samples: int = NUM_SAMPLES,
-                      validate_samples: int = VALIDATE_SAMPLES, progress: bool = True) -> None:
-    """Give an audio handle its representative dataset and held-out validation chunks from ``data_path``."""
+                      validate_samples: int = VALIDATE_SAMPLES, snr_threshold: float | None = None,
+                      progress: bool = True) -> None:
+    """Give an audio handle its representative dataset and held-out validation chunks from ``data_path``
+    (``snr_threshold``: the near-silence level of the representative dataset, default seed 003's)."""
     cfg = audio_config(handle)
     if cfg is None or data_path is None:
         return
     from edgeport.families.audio.representative import build_audio_inputs
 
+    level = {} if snr_threshold is None else {"snr_threshold": snr_threshold}
     data = build_audio_inputs(data_path, cfg, input_name=handle.input_names[0], num_samples=num_samples,
-                              validate_samples=validate_samples, progress=progress)
+                              validate_samples=validate_samples, progress=progress, **level)
     pool, hard = len(data.heldout), len(data.hard_cases)
     if pool + hard < validate_samples:
         log.warning("%s gives %d held-out chunks (+%d hard cases), fewer than --validate-samples %d: validation "
