@@ -16,7 +16,7 @@ _API = {
     "convert_to_tflite": "edgeport.conversion",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "convert_to_tflite", "evaluate", "export", "representative_data_gen", "train"]
 
 
 def __getattr__(name: str):

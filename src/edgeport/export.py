@@ -22,10 +22,21 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.errors import ConfigError, EdgeportError, SourceError, UnsupportedFormatError
+from edgeport.errors import (
+    ConfigError,
+    EdgeportError,
+    SourceError,
+    UnsupportedFormatError,
+)
 from edgeport.exporters import FORMATS, ExportOptions, FormatSpec, get_exporter
 from edgeport.exporters.base import DEVICES
-from edgeport.fileio import OutputPlan, atomic_save_npz, path_size, remove_path, sha256_path
+from edgeport.fileio import (
+    OutputPlan,
+    atomic_save_npz,
+    path_size,
+    remove_path,
+    sha256_path,
+)
 from edgeport.runtimes import open_runner, runner_class
 from edgeport.sources.base import Feeds, ModelHandle
 from edgeport.validation import Comparison, compare, gate_for
@@ -596,6 +607,8 @@ def _float_io_problem(fmt: FormatSpec, io: dict | None, fp16_io: bool) -> str | 
 KERAS_QUANTIZATION_FORMATS = {"ptq": "tflite_int8_full", "dynamic": "tflite_int8"}
 #: ``ExportOptions`` keywords of ``export()`` that are family or route options of the Keras TFLite exporter
 _ROUTE_OPTIONS = ("float_frontend", "npu_check", "int8_route")
+#: ``ExportOptions`` fields the pipeline sets from ``ExportConfig`` (export()'s own keywords)
+_PIPELINE_OPTIONS = ("tol", "fp16_io", "device")
 
 
 def default_formats(framework: str, *, formats: Sequence[str] | None = None, quantization: str = "ptq",
@@ -767,7 +780,11 @@ def export_options(**options) -> ExportOptions:
     """``ExportOptions`` from flat keywords; the Keras TFLite route's options (``float_frontend``,
     ``npu_check``, ``int8_route``) go where the exporters read them."""
     route = {k: options.pop(k) for k in _ROUTE_OPTIONS if k in options}
-    known = {f.name for f in fields(ExportOptions)} - {"extra", "work_dir"}
+    known = {f.name for f in fields(ExportOptions)} - {"extra", "work_dir", *_PIPELINE_OPTIONS}
+    given = sorted(set(options) & set(_PIPELINE_OPTIONS))
+    if given:
+        raise ConfigError(f"{', '.join(given)}: pass {'it' if len(given) == 1 else 'them'} to export() itself, "
+                          "not in options (the gates read them too)")
     unknown = sorted(set(options) - known)
     if unknown:
         raise ConfigError(f"unknown export option(s) {unknown}; known: {', '.join(sorted(known | set(_ROUTE_OPTIONS)))}")

@@ -146,5 +146,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: the flags (destinations) passed to ``export(options=...)``
-OPTION_FLAGS = ("fp16_io", "opset", "per_tensor", "calibration_method", "tflite_batch", "tflite_route",
+OPTION_FLAGS = ("opset", "per_tensor", "calibration_method", "tflite_batch", "tflite_route",
                 "float_frontend", "npu_check", "int8_route")

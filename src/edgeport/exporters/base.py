@@ -17,7 +17,6 @@ from pathlib import Path
 
 from edgeport.errors import ConfigError
 
-
 #: static INT8 calibration methods (one tuple: the CLI's ``choices=`` and ``ExportOptions`` read it)
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 #: devices of the reference model (``--device``)

@@ -32,7 +32,11 @@ def export_hierarchy(source, *, data_path: str | Path | None, formats: Sequence[
         plan_deliverables,
         resolve_formats,
     )
-    from edgeport.families.hierarchy.images import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+    from edgeport.families.hierarchy.images import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        Preprocessing,
+    )
     from edgeport.validation.gates import check_gate_overrides
 
     for flag, value in (("--image-size", image_size), ("--resize", resize)):
