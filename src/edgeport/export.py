@@ -17,7 +17,7 @@ import traceback
 import types
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -743,6 +743,10 @@ def export(
                  **{k: getattr(options, k) if isinstance(options, ExportOptions) else options.get(k)
                     for k in ("tflite_batch", "opset")})
     gates = _gate_overrides(gates, min_cosine_sim)
+    given_options = isinstance(options, ExportOptions)
+    if not given_options and "calibration_samples" in options:
+        raise ConfigError("calibration_samples: pass it to export() itself, not in options")
+    options = options if given_options else export_options(calibration_samples=calibration_samples, **options)
     report_plan = OutputPlan(force=bool(config.get("force")),
                              hint="pass --force to replace it or choose another --report-json")
     if report_json is not None:
@@ -760,8 +764,7 @@ def export(
                                     export_onnx=export_onnx),
             outdir=Path(outdir or "exports"), reference_rows=validate_samples if audio else reference_rows,
             gate_overrides=gates,
-            options=options if isinstance(options, ExportOptions) else export_options(
-                calibration_samples=num_samples if audio else calibration_samples, **options),
+            options=replace(options, calibration_samples=num_samples) if audio and not given_options else options,
             **config)
         if audio:
             _attach_audio(handle, cfg, data_path, num_samples=num_samples, validate_samples=validate_samples,
