@@ -11,17 +11,20 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 import traceback
+import types
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from edgeport.errors import ConfigError, EdgeportError, SourceError, UnsupportedFormatError
 from edgeport.exporters import FORMATS, ExportOptions, FormatSpec, gate_for, get_exporter
+from edgeport.exporters.base import DEVICES
 from edgeport.fileio import OutputPlan, atomic_save_npz, path_size, remove_path, sha256_path
 from edgeport.runtimes import open_runner, runner_class
 from edgeport.sources.base import Feeds, ModelHandle
@@ -71,8 +74,8 @@ class ExportConfig:
             raise ConfigError(f"--golden-rows must be >= 1, got {self.golden_rows}")
         if self.batch_validate < 0:
             raise ConfigError(f"--batch-validate must be >= 0, got {self.batch_validate}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"--device must be auto, cpu or cuda, got '{self.device}'")
+        if self.device not in DEVICES:
+            raise ConfigError(f"--device must be {', '.join(DEVICES)}, got '{self.device}'")
 
 
 @dataclass
@@ -576,25 +579,253 @@ def _worse(a: Comparison, b: Comparison) -> bool:
     return (ha.get("cosine_mean", 1.0), -ha.get("max_abs_diff", 0.0)) < (hb.get("cosine_mean", 1.0), -hb.get("max_abs_diff", 0.0))
 
 
+# ----------------------------------------------------------------------------------------- the Python API
+
+#: a ``.keras`` audio model exported without ``formats``: the ``quantization`` choice -> its format (seed 001)
+KERAS_QUANTIZATION_FORMATS = {"ptq": "tflite_int8_full", "dynamic": "tflite_int8"}
+#: ``ExportOptions`` fields the pipeline sets from ``ExportConfig`` (export()'s own keywords)
+_PIPELINE_OPTIONS = ("tol", "fp16_io", "device")
+
+
+def default_formats(framework: str, *, formats: Sequence[str] | None = None, quantization: str = "ptq",
+                    export_onnx: bool = False) -> tuple[str, ...]:
+    """The formats of an export: ``formats`` when given, else ``onnx_fp16`` (a ``.keras`` source: the format of
+    ``quantization``); ``export_onnx`` adds ``onnx``."""
+    if quantization not in KERAS_QUANTIZATION_FORMATS:
+        raise ConfigError(f"quantization must be {' or '.join(KERAS_QUANTIZATION_FORMATS)}, got '{quantization}'")
+    if formats:
+        out = list(formats)
+    elif framework == "keras":
+        out = [KERAS_QUANTIZATION_FORMATS[quantization]]
+    else:
+        out = list(DEFAULT_FORMATS)
+    if export_onnx and "onnx" not in out and "all" not in out:
+        out.append("onnx")
+    return tuple(out)
+
+
+def check_values(**values) -> None:
+    """Ranges and files of the export's values before any model is loaded (one line naming the flag). Keys are
+    the ``export()`` keyword names; a value of ``None`` is not checked."""
+    lows = {"validate_samples": 1, "num_samples": 1, "calibration_samples": 1, "reference_rows": 2,
+            "batch_validate": 0, "tflite_batch": 1, "opset": 7}
+    for key, low in lows.items():
+        v = values.get(key)
+        if v is not None and v < low:
+            raise ConfigError(f"{_flag(key)} must be at least {low}, got {v}")
+    for key in ("tol", "snr_threshold"):
+        v = values.get(key)
+        if v is not None and not v >= 0:
+            raise ConfigError(f"{_flag(key)} must be >= 0, got {v}")
+    cos = values.get("min_cosine_sim")
+    if cos is not None and not 0.0 <= cos <= 1.0:
+        raise ConfigError(f"--min-cosine-sim is a cosine similarity gate in [0, 1], got {cos:g}")
+    for key in ("reference_inputs", "calibration_inputs"):
+        if values.get(key) is not None:
+            read_npz(values[key], _flag(key))
+    if values.get("model_config") is not None and not Path(values["model_config"]).is_file():
+        raise ConfigError(f"--model-config file not found: {values['model_config']}")
+    data = values.get("data_path")
+    if data is not None and not Path(data).is_dir():
+        raise ConfigError(f"--data-path-train {data} is not a folder")
+
+
+def _flag(key: str) -> str:
+    return "--data-path-train" if key == "data_path" else "--" + key.replace("_", "-")
+
+
+def split_output_path(output_path: str | Path, outdir: str | Path | None, name: str | None) -> tuple[Path, str]:
+    """``DIR/X_quantized.tflite`` (the seed's ``--output_path``) -> (DIR, X), checked against ``outdir`` and
+    ``name`` when those are given too."""
+    p = Path(output_path)
+    suffix = FORMATS.get("tflite_int8_full").suffix + ".tflite"
+    if not p.name.endswith(suffix) or len(p.name) == len(suffix):
+        raise ConfigError(f"--output-path must name the full-INT8 artifact X{suffix}, got '{p.name}'")
+    stem = p.name[: -len(suffix)]
+    if outdir and Path(outdir) != p.parent:
+        raise ConfigError(f"--output-path {p} and --outdir {outdir} disagree; pass one")
+    if name and name != stem:
+        raise ConfigError(f"--output-path {p} and --name {name} disagree; pass one")
+    return p.parent, stem
+
+
 def export(
     source,
     *,
-    formats: Sequence[str] = DEFAULT_FORMATS,
-    outdir: str | Path = "exports",
+    formats: Sequence[str] | None = None,
+    outdir: str | Path | None = None,
+    data_path: str | Path | None = None,
+    model_config: str | Path | None = None,
+    family: str | None = None,
+    output_path: str | Path | None = None,
+    name: str | None = None,
     factory=None,
     wrapper=None,
     trust_source: bool = False,
     input_shapes=(),
     output_names=(),
-    name: str | None = None,
+    quantization: str = "ptq",
+    export_onnx: bool = False,
+    num_samples: int | None = None,
+    validate_samples: int | None = None,
+    snr_threshold: float | None = None,
+    calibration_samples: int = 256,
+    reference_rows: int = 200,
+    gates: dict | None = None,
+    min_cosine_sim: float | None = None,
+    report_json: str | Path | None = None,
+    progress: bool = True,
+    options: ExportOptions | dict | None = None,
     **config,
 ) -> ExportResult:
-    """Python API: load ``source`` (path or ``nn.Module``) and export it; see ``ExportConfig`` for options."""
-    from edgeport.sources import load_source
+    """Everything ``edgeport export`` does, as one call: load ``source`` (a torch checkpoint with its family or
+    ``factory``, a ``.pt2``, an ``nn.Module``, a ``.keras`` with its ``X_model_config.json``), export it to
+    ``formats`` in ``outdir`` and validate each artifact against it (docs/python-api.md).
 
-    cfg = ExportConfig(formats=tuple(formats), outdir=Path(outdir), **config)
-    handle = load_source(
-        source, factory=factory, wrapper=wrapper, trust_source=trust_source,
-        input_shapes=tuple(input_shapes), output_names=tuple(output_names), name=name,
-    )
-    return export_handle(handle, cfg)
+    ``formats``: default ``onnx_fp16``; for a ``.keras`` source the format of ``quantization`` (``ptq`` ->
+    ``tflite_int8_full``, ``dynamic`` -> ``tflite_int8``), plus ``onnx`` with ``export_onnx``. ``data_path``:
+    a labelled audio folder, the representative dataset (``num_samples`` centre chunks, near-silent ones below
+    ``snr_threshold`` skipped) and ``validate_samples`` held-out validation chunks of a ``.keras`` audio model;
+    with ``family="hierarchy"`` the image folder of the species + disease deliverables (``options``: that
+    family's keywords, e.g. ``heads_attr``, ``labels``). ``gates``: ``{format: {metric: value}}`` overrides;
+    ``min_cosine_sim`` the ``tflite_int8_full`` cosine gate. ``options``: exporter options (``opset``,
+    ``per_tensor``, ``calibration_method``, ``tflite_batch``, ``tflite_route``, ``float_frontend``,
+    ``npu_check``, ``int8_route``). Other keywords are ``ExportConfig`` fields (``force``, ``tol``, ``device``,
+    ``seed``, ``reference_inputs``, ``calibration_inputs``, ``golden_rows``, ``license_file``, ...).
+
+    Bad input raises an ``EdgeportError`` (``exit_code`` 2) before any work; an artifact that misses its gate
+    is kept as ``<name>.failed.<ext>`` and ``result.passed`` is False.
+    """
+    from edgeport.sources.keras import NUM_SAMPLES, VALIDATE_SAMPLES
+
+    num_samples = NUM_SAMPLES if num_samples is None else num_samples
+    validate_samples = VALIDATE_SAMPLES if validate_samples is None else validate_samples
+    snr_threshold = _default_snr_threshold() if snr_threshold is None else snr_threshold
+    if not isinstance(options, ExportOptions):
+        options = dict(options or {})
+    if family == "hierarchy":
+        return _export_hierarchy(source, formats=formats, outdir=outdir, data_path=data_path, name=name,
+                                 factory=factory, trust_source=trust_source, gates=gates,
+                                 calibration_samples=calibration_samples, options=options, **config)
+    if family is not None:
+        raise ConfigError(f"family '{family}': export() takes family='hierarchy' (other families are found from "
+                          "the source)")
+    if output_path is not None:
+        outdir, name = split_output_path(output_path, outdir, name)
+    check_values(num_samples=num_samples, validate_samples=validate_samples, snr_threshold=snr_threshold,
+                 calibration_samples=calibration_samples, reference_rows=reference_rows,
+                 min_cosine_sim=min_cosine_sim, model_config=model_config, data_path=data_path,
+                 **{k: config.get(k) for k in ("tol", "batch_validate", "reference_inputs", "calibration_inputs")},
+                 **{k: getattr(options, k) if isinstance(options, ExportOptions) else options.get(k)
+                    for k in ("tflite_batch", "opset")})
+    gates = _gate_overrides(gates, min_cosine_sim)
+    given_options = isinstance(options, ExportOptions)
+    if not given_options and "calibration_samples" in options:
+        raise ConfigError("calibration_samples: pass it to export() itself, not in options")
+    options = options if given_options else export_options(calibration_samples=calibration_samples, **options)
+    report_plan = OutputPlan(force=bool(config.get("force")),
+                             hint="pass --force to replace it or choose another --report-json")
+    if report_json is not None:
+        report_plan.add(report_json)
+        report_plan.check()
+    with report_plan:
+        from edgeport.sources import load_source
+
+        handle = load_source(source, factory=factory, wrapper=wrapper, trust_source=trust_source,
+                             input_shapes=tuple(input_shapes), output_names=tuple(output_names), name=name,
+                             model_config=model_config)
+        audio = handle.framework == "keras" and handle.family == "audio"
+        cfg = ExportConfig(
+            formats=default_formats(handle.framework, formats=formats, quantization=quantization,
+                                    export_onnx=export_onnx),
+            outdir=Path(outdir or "exports"), reference_rows=validate_samples if audio else reference_rows,
+            gate_overrides=gates,
+            options=replace(options, calibration_samples=num_samples) if audio and not given_options else options,
+            **config)
+        if audio:
+            _attach_audio(handle, cfg, data_path, num_samples=num_samples, validate_samples=validate_samples,
+                          snr_threshold=snr_threshold, progress=progress)
+        elif data_path is not None:
+            raise ConfigError("--data-path-train applies to audio models (.keras with its X_model_config.json) "
+                              "and to --family hierarchy")
+        result = export_handle(handle, cfg)
+        if report_json is not None:
+            _write_report_json(report_plan.staged(report_json), result)
+            report_plan.commit()
+    return result
+
+
+def export_options(**options) -> ExportOptions:
+    """``ExportOptions`` from flat keywords (its field names), refusing the ones ``export()`` sets itself."""
+    known = {f.name for f in fields(ExportOptions)} - {"work_dir", *_PIPELINE_OPTIONS}
+    given = sorted(set(options) & set(_PIPELINE_OPTIONS))
+    if given:
+        raise ConfigError(f"{', '.join(given)}: pass {'it' if len(given) == 1 else 'them'} to export() itself, "
+                          "not in options (the gates read them too)")
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown export option(s) {unknown}; known: {', '.join(sorted(known))}")
+    return ExportOptions(**options)
+
+
+def _default_snr_threshold() -> float:
+    from edgeport.families.audio.representative import SILENT_RMS
+
+    return SILENT_RMS
+
+
+def _gate_overrides(gates: dict | None, min_cosine_sim: float | None) -> dict:
+    from edgeport.exporters import check_gate_overrides
+
+    out = {k: dict(v) for k, v in (gates or {}).items()}
+    if min_cosine_sim is not None:
+        out.setdefault("tflite_int8_full", {})["min_cosine"] = min_cosine_sim
+    check_gate_overrides(out, "--min-cosine-sim / --gate")
+    return out
+
+
+def _attach_audio(handle: ModelHandle, cfg: ExportConfig, data_path, **data) -> None:
+    """A ``.keras`` audio model: calibration and held-out validation chunks from ``data_path``, after every
+    check that needs no audio (a ptq export without data is refused first)."""
+    from edgeport.sources.keras import attach_audio_data
+
+    if data_path is None and cfg.calibration_inputs is None and "tflite_int8_full" in cfg.formats:
+        raise ConfigError("tflite_int8_full (--quantization ptq) needs calibration data: pass --data-path-train "
+                          "FOLDER (labelled audio), or use --quantization dynamic")
+    check_before_work(handle, cfg)  # before the audio is read
+    attach_audio_data(handle, data_path, **data)
+
+
+def _write_report_json(path: Path, result: ExportResult) -> None:
+    """The structured conversion report (seed 001's ``--report_json``)."""
+    from edgeport.fileio import atomic_write_json
+
+    handle = result.handle
+    atomic_write_json(path, {
+        "source": str(handle.source_path) if handle.source_path else None,
+        "all_passed": result.passed,
+        "reference_inputs": result.reference_summary,
+        "calibration": handle.notes.get("calibration"),
+        "artifacts": [a.to_dict(result.outdir) for a in result.artifacts],
+    })
+
+
+def _export_hierarchy(source, *, options, **kw):
+    from dataclasses import asdict
+
+    from edgeport.families.hierarchy.export import export_hierarchy
+
+    if isinstance(options, ExportOptions):
+        options = {k: v for k, v in asdict(options).items() if k in ("opset", "per_tensor", "calibration_method")}
+    return export_hierarchy(source, **kw, **options)
+
+
+class _CallableModule(types.ModuleType):
+    """``edgeport.export`` is this module once it is imported (Python binds a package's submodules as its
+    attributes); calling it calls ``export()``, so ``edgeport.export(...)`` works either way."""
+
+    def __call__(self, *args, **kwargs):
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -93,10 +93,13 @@ def test_quantization_picks_the_format_of_a_keras_source(argv, framework, expect
     import argparse
 
     from edgeport.cli import export as cli
+    from edgeport.export import default_formats
 
     p = argparse.ArgumentParser()
     cli.add_arguments(p)
-    assert cli._formats(p.parse_args(["m.keras", *argv]), framework) == expected
+    args = p.parse_args(["m.keras", *argv])
+    assert default_formats(framework, formats=args.formats, quantization=args.quantization,
+                           export_onnx=args.export_onnx) == expected
 
 
 @pytest.mark.slow

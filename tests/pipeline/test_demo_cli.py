@@ -57,7 +57,7 @@ def step_inputs(trained_model, audio_folder, tmp_path_factory):  # noqa: F811
 def test_demo_audio_step_exports_and_evaluates_every_format(step_inputs, tmp_path, capsys):
     import json
 
-    from edgeport.cli.demo import AUDIO_FORMATS, convert_and_evaluate_audio
+    from edgeport.demo import AUDIO_FORMATS, convert_and_evaluate_audio
     from edgeport.evaluation.audio import evaluate_audio_artifact
 
     model, train_dir, test_dir = step_inputs
@@ -107,7 +107,7 @@ def test_demo_audio_step_exports_and_evaluates_every_format(step_inputs, tmp_pat
 
 @pytest.mark.slow
 def test_demo_audio_step_exit_code_follows_a_failed_gate(step_inputs, tmp_path, capsys):
-    from edgeport.cli.demo import convert_and_evaluate_audio
+    from edgeport.demo import convert_and_evaluate_audio
 
     model, train_dir, test_dir = step_inputs
     step = convert_and_evaluate_audio(model, train_dir, test_dir, tmp_path / "audio", formats=("onnx",),

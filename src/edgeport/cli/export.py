@@ -9,7 +9,8 @@ from pathlib import Path
 
 from edgeport.cli.args import add_source_arguments, resolve_source
 from edgeport.exporters import FORMATS
-from edgeport.exporters.base import CHOICES
+from edgeport.exporters.base import CALIBRATION_METHODS, CHOICES, DEVICES
+from edgeport.families.audio.representative import SILENT_RMS as SNR_THRESHOLD
 from edgeport.sources.keras import NUM_SAMPLES, VALIDATE_SAMPLES
 
 HELP = "export a model to ONNX / TFLite / SavedModel formats and validate each against the source"
@@ -35,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--per-tensor", "--per_tensor", dest="per_tensor", action="store_true",
                    help="per-tensor instead of per-channel weight quantization")
     g.add_argument("--calibration-samples", type=int, default=256, help="calibration rows for static INT8")
-    g.add_argument("--calibration-method", choices=CHOICES["calibration_method"], default="minmax")
+    g.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax",
+                   help="static INT8 calibration of the ONNX formats")
     a = p.add_argument_group("Keras audio models (seed 001 convert options)")
     a.add_argument("--model-config", "--model_config", dest="model_config", default=None, metavar="X_model_config.json",
                    help="the .keras model's config (default: X_model_config.json beside X.keras)")
@@ -45,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="without --formats: ptq -> tflite_int8_full (full INT8, calibrated), dynamic -> tflite_int8")
     a.add_argument("--num-samples", "--num_samples", dest="num_samples", type=int, default=NUM_SAMPLES,
                    help="representative dataset size (centre chunks, stratified by class)")
+    a.add_argument("--snr-threshold", "--snr_threshold", dest="snr_threshold", type=float, default=SNR_THRESHOLD,
+                   help="representative dataset: skip centre chunks below this level (RMS of a raw input, mean |x| "
+                        "of a spectrogram input; 0 keeps every chunk)")
     a.add_argument("--validate-samples", "--validate_samples", dest="validate_samples", type=int, default=VALIDATE_SAMPLES,
                    help="held-out chunks (never used for calibration) the artifacts are validated on")
     a.add_argument("--min-cosine-sim", "--min_cosine_sim", dest="min_cosine_sim", type=float, default=None,
@@ -66,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_export_arguments(p)
     v = p.add_argument_group("validation")
     v.add_argument("--tol", type=float, default=1e-4, help="max abs diff gate of the FP32 formats")
-    v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device of the reference model")
+    v.add_argument("--device", choices=DEVICES, default="auto", help="device of the reference model")
     v.add_argument("--reference-inputs", type=Path, default=None, metavar="FILE.npz",
                    help="validate on these inputs (one array per input name) instead of the family's set")
     v.add_argument("--calibration-inputs", type=Path, default=None, metavar="FILE.npz",
@@ -84,59 +89,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a gate, e.g. onnx_int8.min_cosine=0.98 (see docs/validation.md)")
 
 
-def _output_path(args: argparse.Namespace) -> tuple[Path, str | None]:
-    """``--output-path DIR/X_quantized.tflite`` -> (DIR, X); otherwise (--outdir, --name)."""
-    from edgeport.errors import ConfigError
-
-    outdir = Path(args.outdir) if args.outdir else Path("exports")
-    if args.output_path is None:
-        return outdir, args.name
-    p = Path(args.output_path)
-    suffix = FORMATS.get("tflite_int8_full").suffix + ".tflite"
-    if not p.name.endswith(suffix) or len(p.name) == len(suffix):
-        raise ConfigError(f"--output-path must name the full-INT8 artifact X{suffix}, got '{p.name}'")
-    name = p.name[: -len(suffix)]
-    if args.outdir and Path(args.outdir) != p.parent:
-        raise ConfigError(f"--output-path {p} and --outdir {args.outdir} disagree; pass one")
-    if args.name and args.name != name:
-        raise ConfigError(f"--output-path {p} and --name {args.name} disagree; pass one")
-    return p.parent, name
-
-
-def _formats(args: argparse.Namespace, framework: str) -> tuple[str, ...]:
-    if args.formats:
-        formats = list(args.formats)
-    elif framework == "keras":
-        formats = ["tflite_int8_full" if args.quantization == "ptq" else "tflite_int8"]
-    else:
-        formats = ["onnx_fp16"]
-    if args.export_onnx and "onnx" not in formats and "all" not in formats:
-        formats.append("onnx")
-    return tuple(formats)
-
-
 def check_flags(args: argparse.Namespace) -> None:
     """Ranges and files of the flags, before any model is loaded (one line, exit 2)."""
-    from edgeport.errors import ConfigError
-    from edgeport.export import read_npz
+    from edgeport.export import check_values
 
-    for flag, value, low in (("--validate-samples", args.validate_samples, 1), ("--num-samples", args.num_samples, 1),
-                             ("--calibration-samples", args.calibration_samples, 1),
-                             ("--reference-rows", args.reference_rows, 2), ("--batch-validate", args.batch_validate, 0),
-                             ("--tflite-batch", args.tflite_batch, 1), ("--opset", args.opset, 7)):
-        if value < low:
-            raise ConfigError(f"{flag} must be at least {low}, got {value}")
-    if not args.tol >= 0:
-        raise ConfigError(f"--tol must be >= 0, got {args.tol}")
-    if args.min_cosine_sim is not None and not 0.0 <= args.min_cosine_sim <= 1.0:
-        raise ConfigError(f"--min-cosine-sim is a cosine similarity gate in [0, 1], got {args.min_cosine_sim:g}")
-    for flag, path in (("--reference-inputs", args.reference_inputs), ("--calibration-inputs", args.calibration_inputs)):
-        if path is not None:
-            read_npz(path, flag)
-    if args.model_config is not None and not Path(args.model_config).is_file():
-        raise ConfigError(f"--model-config file not found: {args.model_config}")
-    if args.data_path_train is not None and not Path(args.data_path_train).is_dir():
-        raise ConfigError(f"--data-path-train {args.data_path_train} is not a folder")
+    check_values(**{k: getattr(args, k) for k in (
+        "validate_samples", "num_samples", "calibration_samples", "reference_rows", "batch_validate", "tflite_batch",
+        "opset", "tol", "snr_threshold", "min_cosine_sim", "reference_inputs", "calibration_inputs",
+        "model_config")}, data_path=args.data_path_train)
 
 
 def refuse_unused_flags(args: argparse.Namespace, honoured: set[str], what: str) -> None:
@@ -155,16 +115,9 @@ def refuse_unused_flags(args: argparse.Namespace, honoured: set[str], what: str)
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeport.errors import ConfigError
-    from edgeport.export import ExportConfig, check_before_work, export_handle
-    from edgeport.exporters import (
-        ExportOptions,
-        check_gate_overrides,
-        parse_gate_overrides,
-    )
-    from edgeport.fileio import OutputPlan
+    from edgeport.export import export
+    from edgeport.exporters import parse_gate_overrides
     from edgeport.reporting import format_table
-    from edgeport.sources import load_source
     from edgeport.sources.torch import parse_input_shapes
 
     source = resolve_source(args, DEFAULT_CHECKPOINT)
@@ -172,63 +125,26 @@ def run(args: argparse.Namespace) -> int:
         from edgeport.families.hierarchy.cli import run_export
 
         return run_export(args, source)
-    outdir, name = _output_path(args)
     check_flags(args)
-    gates = parse_gate_overrides(args.gate)
-    if args.min_cosine_sim is not None:
-        gates.setdefault("tflite_int8_full", {})["min_cosine"] = args.min_cosine_sim
-    check_gate_overrides(gates, "--min-cosine-sim / --gate")
-    report_plan = OutputPlan(force=args.force, hint="pass --force to replace it or choose another --report-json")
-    if args.report_json is not None:
-        report_plan.add(args.report_json)
-        report_plan.check()
-    with report_plan:
-        handle = load_source(
-            source, factory=args.factory, wrapper=args.wrapper, trust_source=args.trust_source,
-            input_shapes=parse_input_shapes(args.input_shape), output_names=tuple(args.output_names or ()),
-            name=name, model_config=args.model_config,
-        )
-        formats = _formats(args, handle.framework)
-        keras_audio = handle.framework == "keras" and handle.family == "audio"
-        options = ExportOptions(
-            tol=args.tol, fp16_io=args.fp16_io, opset=args.opset, per_tensor=args.per_tensor,
-            calibration_samples=args.num_samples if keras_audio else args.calibration_samples,
-            calibration_method=args.calibration_method, tflite_batch=args.tflite_batch,
-            tflite_route=args.tflite_route,
-            float_frontend=args.float_frontend, npu_check=args.npu_check, int8_route=args.int8_route,
-        )
-        config = ExportConfig(
-            formats=formats, outdir=outdir, force=args.force, tol=args.tol,
-            fp16_io=args.fp16_io, device=args.device, reference_inputs=args.reference_inputs,
-            calibration_inputs=args.calibration_inputs,
-            reference_rows=args.validate_samples if keras_audio else args.reference_rows, seed=args.seed,
-            golden_rows=args.golden_rows, license_file=Path(args.license) if args.license else None,
-            batch_validate=args.batch_validate, gate_overrides=gates, options=options,
-            command_line=shlex.join(["edgeport", *sys.argv[1:]]),
-        )
-        if keras_audio:
-            from edgeport.sources.keras import attach_audio_data
-
-            if args.data_path_train is None and args.calibration_inputs is None and "tflite_int8_full" in formats:
-                raise ConfigError("tflite_int8_full (--quantization ptq) needs calibration data: pass --data-path-train "
-                                  "FOLDER (labelled audio), or use --quantization dynamic")
-            check_before_work(handle, config)  # before the audio is read
-            attach_audio_data(handle, args.data_path_train, num_samples=args.num_samples,
-                              validate_samples=args.validate_samples)
-        elif args.data_path_train is not None:
-            raise ConfigError("--data-path-train applies to audio models (.keras with its X_model_config.json)")
-        result = export_handle(handle, config)
-        print(format_table(result.artifacts))
-        print(f"\nwrote {result.outdir}/ (manifest.json, validation.json, report.html)")
-        if args.report_json is not None:
-            from edgeport.fileio import atomic_write_json
-
-            atomic_write_json(report_plan.staged(args.report_json), {
-                "source": str(handle.source_path) if handle.source_path else None,
-                "all_passed": result.passed,
-                "reference_inputs": result.reference_summary,
-                "calibration": handle.notes.get("calibration"),
-                "artifacts": [a.to_dict(result.outdir) for a in result.artifacts],
-            })
-            report_plan.commit()
+    result = export(
+        source, formats=args.formats, outdir=args.outdir, data_path=args.data_path_train,
+        model_config=args.model_config, output_path=args.output_path, name=args.name, factory=args.factory,
+        wrapper=args.wrapper, trust_source=args.trust_source, input_shapes=parse_input_shapes(args.input_shape),
+        output_names=tuple(args.output_names or ()), quantization=args.quantization, export_onnx=args.export_onnx,
+        num_samples=args.num_samples, validate_samples=args.validate_samples, snr_threshold=args.snr_threshold,
+        calibration_samples=args.calibration_samples, reference_rows=args.reference_rows,
+        gates=parse_gate_overrides(args.gate), min_cosine_sim=args.min_cosine_sim, report_json=args.report_json,
+        options={k: getattr(args, k) for k in OPTION_FLAGS},
+        force=args.force, tol=args.tol, fp16_io=args.fp16_io, device=args.device,
+        reference_inputs=args.reference_inputs, calibration_inputs=args.calibration_inputs, seed=args.seed,
+        golden_rows=args.golden_rows, license_file=Path(args.license) if args.license else None,
+        batch_validate=args.batch_validate, command_line=shlex.join(["edgeport", *sys.argv[1:]]),
+    )
+    print(format_table(result.artifacts))
+    print(f"\nwrote {result.outdir}/ (manifest.json, validation.json, report.html)")
     return result.exit_code
+
+
+#: the flags (destinations) passed to ``export(options=...)``
+OPTION_FLAGS = ("opset", "per_tensor", "calibration_method", "tflite_batch", "tflite_route",
+                "float_frontend", "npu_check", "int8_route")

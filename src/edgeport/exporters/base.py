@@ -20,6 +20,9 @@ from pathlib import Path
 from edgeport.errors import ConfigError, MissingDependencyError
 from edgeport.validation.gates import Gate
 
+#: devices of the reference model (``--device``; the CLI's ``choices=`` and ``ExportConfig`` read it)
+DEVICES = ("auto", "cpu", "cuda")
+
 
 @dataclass(frozen=True)
 class FormatSpec:
@@ -64,6 +67,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "int8_route": ("converter", "ai-edge-quantizer"),
     "torch_onnx_route": ("dynamo", "torchscript"),
 }
+#: static INT8 calibration methods
+CALIBRATION_METHODS = CHOICES["calibration_method"]
 
 
 @dataclass(frozen=True)

@@ -75,13 +75,15 @@ VALIDATE_SAMPLES = 256
 
 
 def attach_audio_data(handle: ModelHandle, data_path: str | Path | None, *, num_samples: int = NUM_SAMPLES,
-                      validate_samples: int = VALIDATE_SAMPLES, progress: bool = True) -> None:
+                      validate_samples: int = VALIDATE_SAMPLES, snr_threshold: float | None = None,
+                      progress: bool = True) -> None:
     """Give a family handle its representative dataset and held-out validation chunks from ``data_path``
-    (the family's ``attach_data`` hook); nothing for a plain model or no folder."""
+    (the family's ``attach_data`` hook; ``snr_threshold``: the near-silence level of the representative
+    dataset, default seed 003's); nothing for a plain model or no folder."""
     from edgeport.families import family_of
 
     family = family_of(handle)
     if family is None or data_path is None or not family.has("attach_data"):
         return
     family.attach_data(handle, data_path, num_samples=num_samples, validate_samples=validate_samples,
-                       progress=progress)
+                       snr_threshold=snr_threshold, progress=progress)

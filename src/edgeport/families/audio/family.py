@@ -42,14 +42,16 @@ def load_config(handle, cfg_path: Path) -> dict:
 
 
 def attach_data(handle, data_path: str | Path, *, num_samples: int, validate_samples: int,
-                progress: bool = True) -> None:
-    """Give an audio handle its representative dataset and held-out validation chunks from ``data_path``."""
+                snr_threshold: float | None = None, progress: bool = True) -> None:
+    """Give an audio handle its representative dataset and held-out validation chunks from ``data_path``
+    (``snr_threshold``: the near-silence level of the representative dataset; None: seed 003's 0.01)."""
     from edgeport.families.audio.model_config import AudioModelConfig
     from edgeport.families.audio.representative import build_audio_inputs
 
     cfg = AudioModelConfig.from_dict(handle.config)
     data = build_audio_inputs(data_path, cfg, input_name=handle.input_names[0], num_samples=num_samples,
-                              validate_samples=validate_samples, progress=progress)
+                              validate_samples=validate_samples, progress=progress,
+                              **({} if snr_threshold is None else {"snr_threshold": snr_threshold}))
     pool, hard = len(data.heldout), len(data.hard_cases)
     if pool + hard < validate_samples:
         log.warning("%s gives %d held-out chunks (+%d hard cases), fewer than --validate-samples %d: validation "

@@ -24,27 +24,29 @@ from edgeport.families.audio.model_config import AudioModelConfig
 
 log = logging.getLogger(__name__)
 
-#: Near-silent thresholds of seed 003: RMS of a raw chunk, mean |x| of a spectrogram input.
+#: Near-silent threshold of seed 003 (``snr_threshold``): RMS of a raw chunk, mean |x| of a spectrogram input.
 SILENT_RMS = 0.01
-SILENT_MEAN_ABS = 0.01
 #: Gains of the "very quiet" hard cases (-60 dB and -80 dB of a held-out chunk).
 QUIET_GAINS = (1e-3, 1e-4)
 #: Overlap of the chunk grid the chunks are cut from (the centre chunk is the middle one of this grid).
 CHUNK_OVERLAP = 0.5
 
 
-def is_near_silent(x: np.ndarray, chunk: np.ndarray, cfg: AudioModelConfig) -> bool:
+def is_near_silent(x: np.ndarray, chunk: np.ndarray, cfg: AudioModelConfig, threshold: float = SILENT_RMS) -> bool:
     """Seed 003's rule: raw input by the chunk's RMS, spectrogram inputs by mean |x|. Inputs min-max scaled per
     chunk carry no level: every chunk but digital silence reaches the model at full range (a quiet noise chunk
     included), and a tonal call's scaled |STFT| has mean |x| below 0.01 as often as not; only an all-zero
-    input is near-silent there."""
+    input is near-silent there. ``threshold`` (the seed's ``snr_threshold``, default 0.01 for both levels)
+    sets the level; 0 keeps every chunk."""
     from edgeport.audio.chunking import rms
 
+    if threshold <= 0:
+        return False
     if cfg.input_scaling == "minmax":
         return not np.any(x)
     if cfg.audio_frontend == "raw":
-        return rms(chunk) < SILENT_RMS
-    return float(np.mean(np.abs(x))) < SILENT_MEAN_ABS
+        return rms(chunk) < threshold
+    return float(np.mean(np.abs(x))) < threshold
 
 
 @dataclass
@@ -102,7 +104,7 @@ def _stratified_order(folder_of: np.ndarray, n_folders: int, rng: np.random.Gene
 
 def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_name: str = "input",
                        num_samples: int = 1024, validate_samples: int = 256, seed: int = 0,
-                       progress: bool = True) -> AudioInputs:
+                       snr_threshold: float = SILENT_RMS, progress: bool = True) -> AudioInputs:
     """Read ``data_path`` once: calibration rows (centre chunks, stratified) and held-out validation chunks.
 
     Raises ``DataError`` (one line) for a missing folder, a folder with no readable audio, or one whose
@@ -140,7 +142,7 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
         for j, ch in enumerate(chunks):
             feat = features_from_chunk(ch, cfg)
             if j == centre and len(calib) < num_samples:
-                if is_near_silent(feat, ch, cfg):
+                if is_near_silent(feat, ch, cfg, snr_threshold):
                     skipped_silent += 1  # not calibration; still a (hard) validation chunk
                     heldout.append(feat)
                     continue

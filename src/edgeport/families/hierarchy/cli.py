@@ -35,69 +35,23 @@ HONOURED = {"source", "checkpoint", "factory", "trust_source", "name", "formats"
 
 def run_export(args: argparse.Namespace, source: str) -> int:
     from edgeport.cli.export import check_flags, refuse_unused_flags
-    from edgeport.errors import ConfigError
-    from edgeport.exporters import (
-        ExportOptions,
-        check_gate_overrides,
-        parse_gate_overrides,
-    )
-    from edgeport.families.hierarchy.checkpoint import load_hierarchy
-    from edgeport.families.hierarchy.deliverables import (
-        DEFAULT_FORMATS,
-        NEEDS_DATA,
-        ONNX_FORMATS,
-        HierarchyConfig,
-        export_deliverables,
-        plan_deliverables,
-        resolve_formats,
-        verification_table,
-    )
-    from edgeport.families.hierarchy.images import (
-        IMAGENET_MEAN,
-        IMAGENET_STD,
-        Preprocessing,
-    )
+    from edgeport.families.hierarchy.deliverables import verification_table
+    from edgeport.families.hierarchy.export import export_hierarchy
     from edgeport.reporting import format_table
+    from edgeport.exporters import parse_gate_overrides
 
     # bad input is refused before anything is loaded: flags this export does not read, ranges, gates, formats
     refuse_unused_flags(args, HONOURED, "export --family hierarchy (the ONNX deliverables folder)")
     check_flags(args)
-    for flag, value in (("--image-size", args.image_size), ("--resize", args.resize)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{flag} must be at least 1, got {value}")
-    if args.std is not None and not all(v > 0 for v in args.std):
-        raise ConfigError(f"--std must be three positive numbers, got {args.std}")
-    if not 0 < args.ood_percentile < 100:
-        raise ConfigError(f"--ood-percentile must be between 0 and 100, got {args.ood_percentile:g}")
-    gates = parse_gate_overrides(args.gate)
-    check_gate_overrides(gates)
-    other = sorted(set(gates) - set(ONNX_FORMATS))
-    if other:
-        raise ConfigError(f"--gate {other[0]}: the hierarchy family's deliverables are ONNX only; gate one of "
-                          f"{list(ONNX_FORMATS)}")
-    formats = tuple(args.formats or DEFAULT_FORMATS)
-    specs = resolve_formats(formats)  # refuse non-ONNX names before loading anything
-    if args.data_path_train is None:
-        raise ConfigError(NEEDS_DATA)
-    outdir = Path(args.outdir or "exports")
-    if outdir.exists() and not outdir.is_dir():
-        raise ConfigError(f"--outdir {outdir} is a file; choose a directory")
-    plan_deliverables(outdir, args.name or "species", specs, args.force)  # earlier outputs: refused before loading
-    src = load_hierarchy(source, factory=args.factory, trust_source=args.trust_source, heads_attr=args.heads_attr,
-                         labels=args.labels, disease_labels=args.disease_labels, image_size=args.image_size)
-    pre = Preprocessing(size=src.image_size, resize=args.resize, mean=tuple(args.mean or IMAGENET_MEAN),
-                        std=tuple(args.std or IMAGENET_STD))
-    cfg = HierarchyConfig(
-        formats=formats, outdir=outdir,
-        data_path_train=Path(args.data_path_train) if args.data_path_train else None, name=args.name or "species",
-        force=args.force, tol=args.tol, ood_percentile=args.ood_percentile, ood_estimator=args.ood_estimator,
-        preprocessing=pre, gate_overrides=gates,
-        options=ExportOptions(tol=args.tol, opset=args.opset, per_tensor=args.per_tensor,
-                              calibration_samples=args.calibration_samples,
-                              calibration_method=args.calibration_method),
+    result = export_hierarchy(
+        source, data_path=args.data_path_train, formats=args.formats, outdir=args.outdir, name=args.name,
+        force=args.force, factory=args.factory, trust_source=args.trust_source, heads_attr=args.heads_attr,
+        labels=args.labels, disease_labels=args.disease_labels, image_size=args.image_size, resize=args.resize,
+        mean=args.mean, std=args.std, ood_percentile=args.ood_percentile, ood_estimator=args.ood_estimator,
+        tol=args.tol, opset=args.opset, per_tensor=args.per_tensor, calibration_samples=args.calibration_samples,
+        calibration_method=args.calibration_method, gates=parse_gate_overrides(args.gate),
         command_line=shlex.join(["edgeport", *sys.argv[1:]]),
     )
-    result = export_deliverables(src, cfg)
     print(format_table(result.artifacts))
     print()
     print(verification_table(result.verification))
