@@ -700,16 +700,12 @@ def export(
 
     num_samples = NUM_SAMPLES if num_samples is None else num_samples
     validate_samples = VALIDATE_SAMPLES if validate_samples is None else validate_samples
-    snr_threshold = _default_snr_threshold() if snr_threshold is None else snr_threshold
     if not isinstance(options, ExportOptions):
         options = dict(options or {})
-    if family == "hierarchy":
-        return _export_hierarchy(source, formats=formats, outdir=outdir, data_path=data_path, name=name,
-                                 factory=factory, trust_source=trust_source, gates=gates,
-                                 calibration_samples=calibration_samples, options=options, **config)
     if family is not None:
-        raise ConfigError(f"family '{family}': export() takes family='hierarchy' (other families are found from "
-                          "the source)")
+        return _export_family_folder(family, source, formats=formats, outdir=outdir, data_path=data_path,
+                                     name=name, factory=factory, trust_source=trust_source, gates=gates,
+                                     calibration_samples=calibration_samples, options=options, **config)
     if output_path is not None:
         outdir, name = split_output_path(output_path, outdir, name)
     check_values(num_samples=num_samples, validate_samples=validate_samples, snr_threshold=snr_threshold,
@@ -768,12 +764,6 @@ def export_options(**options) -> ExportOptions:
     return ExportOptions(**options)
 
 
-def _default_snr_threshold() -> float:
-    from edgeport.families.audio.representative import SILENT_RMS
-
-    return SILENT_RMS
-
-
 def _gate_overrides(gates: dict | None, min_cosine_sim: float | None) -> dict:
     from edgeport.exporters import check_gate_overrides
 
@@ -810,14 +800,20 @@ def _write_report_json(path: Path, result: ExportResult) -> None:
     })
 
 
-def _export_hierarchy(source, *, options, **kw):
+def _export_family_folder(name: str, source, *, options, **kw):
+    """A family that writes its own deliverables folder (its ``export_folder`` hook, e.g. ``hierarchy``)."""
     from dataclasses import asdict
 
-    from edgeport.families.hierarchy.export import export_hierarchy
+    from edgeport.families import FAMILIES
 
+    family = FAMILIES.get(name)
+    if not family.has("export_folder"):
+        folders = [n for n, f in FAMILIES.items() if f.has("export_folder")]
+        raise ConfigError(f"family '{name}': export() takes family={' or '.join(map(repr, folders))} (other families "
+                          "are found from the source)")
     if isinstance(options, ExportOptions):
         options = {k: v for k, v in asdict(options).items() if k in ("opset", "per_tensor", "calibration_method")}
-    return export_hierarchy(source, **kw, **options)
+    return family.export_folder(source, **kw, **options)
 
 
 class _CallableModule(types.ModuleType):

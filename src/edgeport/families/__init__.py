@@ -16,6 +16,8 @@ Hooks (every one optional; a family without one gets the default said beside it)
   a quantized artifact (default: none beyond ``handle.keep_float``)
 - ``static_op_types(handle)``: op types static INT8 quantizes (default ``None``: the exporter's own)
 - ``npu_problems(handle)``: NPU readiness problems of the model (default: none)
+- ``export_folder(source, **options)``: a family that writes its own deliverables folder
+  (``edgeport export --family NAME``, ``edgeport.export(family=NAME)``)
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ class Family:
     def npu_problems(self, handle: Any) -> list[str]:
         return list(self._hook("npu_problems")(handle)) if self.has("npu_problems") else []
 
+    def export_folder(self, source: Any, **kw: Any) -> Any:
+        return self._hook("export_folder")(source, **kw)
+
 
 FAMILIES: Registry[Family] = Registry("model family", SourceError)
 
@@ -118,6 +123,7 @@ FAMILIES.register(
             "wrap": "edgeport.families.hierarchy.wrapper:wrap_species",
             "reference_inputs": "edgeport.families.hierarchy.wrapper:reference_inputs",
             "calibration_inputs": "edgeport.families.hierarchy.wrapper:calibration_inputs",
+            "export_folder": "edgeport.families.hierarchy.export:export_hierarchy",
         },
     ),
 )
