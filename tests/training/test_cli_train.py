@@ -93,8 +93,9 @@ def test_seed_command_line_reads_like_the_dashed_one():
     from edgeport.cli.main import build_parser
     from edgeport.cli.train import config_from_args
 
-    seed = ("train --data_path_train birds --checkpoint_path m.keras --num_mels 32 --no_spec_augment "
-            "--mixup_alpha 0 --embeddings_size 64 --no_class_weights --max_samples 5").split()
+    seed = ["train", "--data_path_train", "birds", "--checkpoint_path", "m.keras", "--num_mels", "32",
+            "--no_spec_augment", "--mixup_alpha", "0", "--embeddings_size", "64", "--no_class_weights",
+            "--max_samples", "5"]
     ours = [a.replace("_", "-") if a.startswith("--") else a for a in seed]
     assert seed != ours
     assert config_from_args(build_parser().parse_args(seed)) == config_from_args(build_parser().parse_args(ours))

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import ConfigError, DataError
+from edgeport.evaluation.metrics import roc_auc_macro
 from edgeport.fileio import (
     OutputPlan,
+    atomic_path,
     atomic_write_json,
     atomic_write_text,
     remove_path,
@@ -91,17 +93,6 @@ def set_seeds(seed: int) -> None:
         log.debug("op determinism not enabled: %s", e)
 
 
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Macro ROC-AUC over classes that have both positives and negatives (NaN if none has)."""
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(y) > 0.5
-    cols = [c for c in range(y.shape[1]) if 0 < y[:, c].sum() < y.shape[0]] if y.size else []
-    if not cols:
-        return float("nan")
-    return float(np.mean([roc_auc_score(y[:, c], p[:, c]) for c in cols]))
-
-
 def _check_resumable(out: dict[str, Path], mcfg) -> None:
     """--resume needs the model that this run's options describe (same classes, frontend, shape)."""
     from edgeport.families.audio.model_config import read_model_config
@@ -118,19 +109,16 @@ def _check_resumable(out: dict[str, Path], mcfg) -> None:
 
 def save_model_atomic(model, path: Path) -> None:
     """Save ``.keras`` under a temporary name, then rename (no half-written checkpoint on interrupt)."""
-    tmp = path.with_name(f".{path.stem}.partial.keras")
-    model.save(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".partial.keras") as tmp:
+        model.save(str(tmp))
 
 
 def write_history(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in HISTORY_FIELDS})
-    os.replace(tmp, path)
 
 
 def read_history(path: Path) -> list[dict]:
@@ -162,10 +150,9 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         ax.set_title(title)
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path, suffix=".partial.png") as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def recalibrate_batchnorm(model, batches) -> int:
@@ -297,7 +284,7 @@ def _evaluate(logit_model, x, y, loss_fn) -> tuple[float, float, np.ndarray]:
     logits = predict_logits(logit_model, x)
     loss = float(loss_fn(y, logits))
     p = 1.0 / (1.0 + np.exp(-logits))
-    return loss, roc_auc(y, p), p
+    return loss, roc_auc_macro(y, p), p
 
 
 def train(cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
@@ -508,8 +495,8 @@ def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, 
                 ps.append(np.asarray(p))
                 if i % 5 == 4 or i == steps - 1:
                     bar.set_postfix(loss=f"{np.mean(losses):.4f}",
-                                    roc_auc=f"{roc_auc(np.concatenate(ys), np.concatenate(ps)):.3f}")
-            tr_auc = roc_auc(np.concatenate(ys), np.concatenate(ps))
+                                    roc_auc=f"{roc_auc_macro(np.concatenate(ys), np.concatenate(ps)):.3f}")
+            tr_auc = roc_auc_macro(np.concatenate(ys), np.concatenate(ps))
             val_loss, val_auc, moving_auc, bn_note = validate()
             monitor = val_loss if not math.isnan(val_loss) else float(np.mean(losses))
             row = {"epoch": epoch, "loss": float(np.mean(losses)), "roc_auc": tr_auc, "val_loss": val_loss,
