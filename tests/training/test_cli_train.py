@@ -29,16 +29,18 @@ def test_defaults_follow_the_seed():
                     "batch_size": 32, "max_chunks_per_file": 3, "epochs": 50, "learning_rate": 0.001, "val_split": 0.2,
                     "checkpoint_path": "checkpoints/best_model.keras", "qat": False, "linear_probe": False, "max_samples": None,
                     "patience": 10, "num_workers": default_num_workers()}
+    options = c.to_dict()
     for k, v in expected.items():
-        assert getattr(c, k) == v, k
+        assert options[k] == v, k
 
 
 def test_negative_flags():
     c = _parse(["--data-path-train", "d", "--no-se", "--no-inverted-residual", "--no-spec-augment",
                 "--no-class-weights", "--use-attention-pooling", "--num-workers", "0", "--se-reduction", "4",
                 "--expansion-factor", "3", "--loss", "focal", "--optimizer", "adamw", "--weight-decay", "0.01"])
-    assert (c.use_se, c.use_inverted_residual, c.spec_augment, c.class_weights) == (False, False, False, False)
-    assert (c.use_attention_pooling, c.num_workers, c.se_reduction, c.expansion_factor) == (True, 0, 4, 3)
+    assert (c.audio.use_se, c.audio.use_inverted_residual, c.spec_augment, c.class_weights) == (False,) * 4
+    assert (c.audio.use_attention_pooling, c.num_workers, c.audio.se_reduction, c.audio.expansion_factor) == (
+        True, 0, 4, 3)
     assert (c.loss, c.optimizer, c.weight_decay) == ("focal", "adamw", 0.01)
 
 

@@ -177,11 +177,12 @@ def command_line_params(base: TrainConfig) -> dict:
     """The searched parameters as ``base`` sets them (the ones inside the search space), so that a study's
     first trial scores the configuration a user would train without tuning."""
     params: dict = {}
+    options = base.to_dict()
     for name, (kind, spec) in SEARCH_SPACE.items():
         cond = _CONDITIONAL.get(name)
-        if cond is not None and params.get(cond[0], getattr(base, cond[0])) != cond[1]:
+        if cond is not None and params.get(cond[0], options[cond[0]]) != cond[1]:
             continue
-        v = getattr(base, name)
+        v = options[name]
         if (v in spec) if kind == "categorical" else (spec[0] <= v <= spec[1]):
             params[name] = v
     return params
