@@ -93,8 +93,8 @@ def train_model(name: str, root: Path, train_dir: Path, epochs: int | None, pati
     t0 = time.perf_counter()
     r = train(cfg)
     s = {"model_path": str(r.model_path), "model_config_path": str(r.config_path),
-         "overrides": MODELS[name], "alpha": cfg.alpha, "embeddings_size": cfg.embeddings_size,
-         "mag_scale": cfg.mag_scale, "audio_frontend": cfg.audio_frontend, "epochs": cfg.epochs,
+         "overrides": MODELS[name], "alpha": cfg.audio.alpha, "embeddings_size": cfg.audio.embeddings_size,
+         "mag_scale": cfg.audio.mag_scale, "audio_frontend": cfg.audio.audio_frontend, "epochs": cfg.epochs,
          "patience": cfg.patience, "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
          "stopped_early": r.stopped_early, "val_roc_auc": r.val_roc_auc,
          "train_seconds": round(time.perf_counter() - t0, 1),

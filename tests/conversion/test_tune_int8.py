@@ -7,10 +7,10 @@ import pytest
 
 @pytest.mark.slow
 def test_int8_objective_scores_the_converted_artifact(tmp_path, trained_model, audio_folder):
+    from edgeport.evaluation.metrics import roc_auc_macro
     from edgeport.runtimes.keras import KerasRunner
     from edgeport.training import data as D
     from edgeport.training.config import TrainConfig
-    from edgeport.training.trainer import roc_auc
     from edgeport.training.tune import TuneConfig, _model_config_json, int8_val_roc_auc
 
     from .conftest import MODEL
@@ -28,7 +28,7 @@ def test_int8_objective_scores_the_converted_artifact(tmp_path, trained_model, a
     runner = KerasRunner.open(model)
     out, failed = runner.run({runner.inputs[0].name: x})
     assert not failed.any() and len(val) > 0
-    float_auc = roc_auc(y, next(iter(out.values())))
+    float_auc = roc_auc_macro(y, next(iter(out.values())))
     assert 0.0 <= value <= 1.0
     assert value == pytest.approx(float_auc, abs=0.03), (value, float_auc)
     assert (tmp_path / "int8" / "tiny_quantized.tflite").is_file()

@@ -175,3 +175,18 @@ def test_bootstrap_without_ties_matches_explicit_resamples():
                     for i in (r.integers(0, 120, 120) for _ in range(60))])
     np.testing.assert_allclose(got["ci_low"], np.percentile(aps, 5, axis=0), atol=1e-12)
     np.testing.assert_allclose(got["ci_high"], np.percentile(aps, 95, axis=0), atol=1e-12)
+
+
+def test_roc_auc_macro_is_sklearn_mean_over_defined_classes():
+    from sklearn.metrics import roc_auc_score
+
+    from edgeport.evaluation.metrics import roc_auc_macro
+
+    rng = np.random.default_rng(3)
+    y = rng.uniform(size=(200, 5))  # blended (mixup) labels: above 0.5 is a positive
+    y[:, 3] = 0.0  # no positives: left out
+    s = np.round(rng.uniform(size=(200, 5)), 1)  # ties count one half, as in scikit-learn
+    want = np.mean([roc_auc_score(y[:, c] > 0.5, s[:, c]) for c in (0, 1, 2, 4)])
+    assert roc_auc_macro(y, s) == pytest.approx(want, abs=1e-12)
+    assert np.isnan(roc_auc_macro(np.zeros((4, 2)), s[:4, :2]))
+    assert np.isnan(roc_auc_macro(np.zeros((0, 2)), np.zeros((0, 2))))

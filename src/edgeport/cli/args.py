@@ -5,6 +5,47 @@ from __future__ import annotations
 import argparse
 
 
+class CommandParser(argparse.ArgumentParser):
+    """The parser of ``edgeport`` and each subcommand.
+
+    Bad arguments: one line naming the problem and where the options are listed, exit 2. Every multi-word
+    option also answers to its underscore spelling (``--data_path_train`` for ``--data-path-train``, as the
+    seed systems spelled them); ``--help`` lists the dashed one.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        import sys
+
+        return super().parse_known_args(dashed_spellings(self, sys.argv[1:] if args is None else args), namespace)
+
+
+def dashed_spellings(p: argparse.ArgumentParser, arg_strings) -> list[str]:
+    """``--multi_word[=V]`` -> ``--multi-word[=V]`` where ``p`` has the dashed option and not the other one."""
+    known = p._option_string_actions
+    out = list(arg_strings)
+    for i, a in enumerate(out):
+        if a == "--":
+            break
+        flag, eq, value = a.partition("=")
+        if flag.startswith("--") and "_" in flag and flag not in known:
+            dashed = "--" + flag[2:].replace("_", "-")
+            if dashed in known:
+                out[i] = dashed + eq + value
+    return out
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in ``--help``, except for on/off flags, whose name already says what they do."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_source_arguments(p: argparse.ArgumentParser, default: str | None = None) -> None:
     g = p.add_argument_group("source model")
     g.add_argument("source", nargs="?", default=None, metavar="SOURCE",

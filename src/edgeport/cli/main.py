@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from edgeport import __version__
+from edgeport.cli.args import CommandParser, HelpFormatter
 from edgeport.errors import EdgeportError
 
 #: Subcommand name -> module under edgeport.cli. Each module is light to import.
@@ -27,26 +28,19 @@ COMMANDS = {
 }
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments: one line naming the problem and where the options are listed, exit 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
+    parser = CommandParser(
         prog="edgeport",
         description="Turn a trained model into deployable artifacts that provably behave like it.",
     )
     parser.add_argument("--version", action="version", version=f"edgeport {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CommandParser)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=HelpFormatter)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the traceback of an unexpected error")
         module.add_arguments(p)

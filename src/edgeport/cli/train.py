@@ -90,13 +90,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    """argparse namespace -> TrainConfig (every field with the same name)."""
-    from dataclasses import fields
-
+    """argparse namespace -> TrainConfig (every option with the same name)."""
     from edgeport.training.config import TrainConfig
 
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    return TrainConfig.from_dict(vars(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,8 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def add_n_trials(p: argparse.ArgumentParser) -> None:
-    """``--n-trials`` (also the seed's ``--n_trials``): ``edgeport train --tune`` and ``edgeport tune``."""
-    p.add_argument("--n-trials", "--n_trials", dest="n_trials", type=int, default=20,
+    """``--n-trials``: ``edgeport train --tune`` and ``edgeport tune``."""
+    p.add_argument("--n-trials", type=int, default=20,
                    help="with --tune / in a study: trials of the whole study (every worker's, failed ones included)")
 
 

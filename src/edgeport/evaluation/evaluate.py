@@ -338,63 +338,74 @@ def evaluate_runner(
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     class_names = [str(c) for c in class_names]
-    C = len(class_names)
     if total is None and hasattr(file_chunks, "__len__"):
         total = len(file_chunks)  # type: ignore[arg-type]
     from tqdm.auto import tqdm
 
-    ids: list[str] = []
-    labels: list[np.ndarray] = []
-    times: list[Any] = []
-    by_index: dict[int, np.ndarray] = {}
+    files = _FileItems(runner, len(class_names))
     state = ScoringState()
     bar = tqdm(file_chunks, total=total, desc="evaluate", unit="file", disable=not progress)
-
-    def segments() -> Iterator[tuple[int, Feeds]]:
-        for item in bar:
-            try:
-                file_id, label, inputs, chunk_times = item
-            except (TypeError, ValueError):
-                raise DataError("each evaluation item must be (file_id, label_vector, model_inputs, chunk_times)") from None
-            lab = np.asarray(label, dtype=np.float64).reshape(-1)
-            if lab.size != C:
-                raise DataError(f"{file_id}: label vector has {lab.size} entries for {C} classes")
-            feeds = _as_feeds(runner, inputs, str(file_id))
-            ids.append(str(file_id))
-            labels.append(lab)
-            times.append(chunk_times)
-            yield len(ids) - 1, feeds
-
-    for idx, s in score_segments(runner, segments(), C, batch_size=batch_size, output_name=output_name,
-                                 apply_sigmoid=apply_sigmoid, state=state):
-        by_index[idx] = s
+    by_index = dict(score_segments(runner, files.segments(bar), len(class_names), batch_size=batch_size,
+                                   output_name=output_name, apply_sigmoid=apply_sigmoid, state=state))
     bar.close()
-    if not ids:
+    if not files.ids:
         raise NothingToEvaluate("nothing to evaluate: no files were given")
-    scores = [by_index[i] for i in range(len(ids))]
-
-    latency: dict[str, Any] = {
-        "inference_seconds": state.seconds,
-        "chunks": state.chunks,
-        "chunks_per_second": state.chunks / state.seconds if state.seconds > 0 else None,
-    }
-    if benchmark_latency and state.sample is not None:
-        sample = state.sample
-        rows = int(next(iter(sample.values())).shape[0])
-        one = {k: v[:1] for k, v in sample.items()}
-        latency["per_chunk_ms"] = {
-            "batch_1": _per_chunk_ms(runner.latency(one, repeats=latency_repeats, warmup=latency_warmup), 1),
-            "batched": _per_chunk_ms(runner.latency(sample, repeats=latency_repeats, warmup=latency_warmup), rows),
-        }
-        latency["batched_rows"] = rows
-        latency["runtime"] = runner.name
+    scores = [by_index[i] for i in range(len(files.ids))]
+    latency = _latency(runner, state, benchmark_latency, repeats=latency_repeats, warmup=latency_warmup)
     return evaluate_scores(
-        ids, scores, times, np.stack(labels), class_names, pooling=pooling, sharpness=sharpness,
+        files.ids, scores, files.times, np.stack(files.labels), class_names, pooling=pooling, sharpness=sharpness,
         threshold=threshold, species_report=species_report, n_boot=n_boot, ci=ci, seed=seed,
         progress=progress, latency=latency,
         info={"runtime": runner.name, "apply_sigmoid": bool(state.sigmoid), "output": state.output,
               **({"sigmoid_decision": state.reason} if apply_sigmoid is None else {}), **(info or {})},
     )
+
+
+class _FileItems:
+    """The files of an evaluation as they are read: ids, label vectors and chunk times, in order."""
+
+    def __init__(self, runner: Runner, n_classes: int):
+        self.runner, self.n_classes = runner, n_classes
+        self.ids: list[str] = []
+        self.labels: list[np.ndarray] = []
+        self.times: list[Any] = []
+
+    def segments(self, items: Iterable) -> Iterator[tuple[int, Feeds]]:
+        """``(file_id, label_vector, model_inputs, chunk_times)`` items -> (file index, feeds) segments."""
+        for item in items:
+            try:
+                file_id, label, inputs, chunk_times = item
+            except (TypeError, ValueError):
+                raise DataError("each evaluation item must be (file_id, label_vector, model_inputs, chunk_times)") from None
+            lab = np.asarray(label, dtype=np.float64).reshape(-1)
+            if lab.size != self.n_classes:
+                raise DataError(f"{file_id}: label vector has {lab.size} entries for {self.n_classes} classes")
+            feeds = _as_feeds(self.runner, inputs, str(file_id))
+            self.ids.append(str(file_id))
+            self.labels.append(lab)
+            self.times.append(chunk_times)
+            yield len(self.ids) - 1, feeds
+
+
+def _latency(runner: Runner, state: ScoringState, benchmark: bool, *, repeats: int, warmup: int) -> dict[str, Any]:
+    """Throughput of the scoring pass; with ``benchmark`` also the time per chunk at batch 1 and batched, on
+    the first chunks."""
+    latency: dict[str, Any] = {
+        "inference_seconds": state.seconds,
+        "chunks": state.chunks,
+        "chunks_per_second": state.chunks / state.seconds if state.seconds > 0 else None,
+    }
+    if benchmark and state.sample is not None:
+        sample = state.sample
+        rows = int(next(iter(sample.values())).shape[0])
+        one = {k: v[:1] for k, v in sample.items()}
+        latency["per_chunk_ms"] = {
+            "batch_1": _per_chunk_ms(runner.latency(one, repeats=repeats, warmup=warmup), 1),
+            "batched": _per_chunk_ms(runner.latency(sample, repeats=repeats, warmup=warmup), rows),
+        }
+        latency["batched_rows"] = rows
+        latency["runtime"] = runner.name
+    return latency
 
 
 __all__ = ["HEADLINE", "EvaluationResult", "ScoringState", "chunk_times_from_starts", "decide_sigmoid",

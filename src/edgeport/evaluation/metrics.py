@@ -150,6 +150,17 @@ def roc_auc(y_true, y_score) -> np.ndarray:
     return _auc_columns(y, s)
 
 
+def roc_auc_macro(y_true, y_score) -> float:
+    """Mean of the per-class ROC-AUC over the classes that have positives and negatives (NaN when none has,
+    or when there are no rows). Labels above 0.5 count as positives: training batches mixed by mixup hold
+    blended labels."""
+    y = np.asarray(y_true)
+    if y.size == 0:
+        return float("nan")
+    mean = _mean_or_none(roc_auc(y > 0.5, y_score))
+    return float("nan") if mean is None else mean
+
+
 def roc_auc_micro(y_true, y_score) -> float | None:
     """ROC-AUC of all (row, class) pairs pooled into one binary problem."""
     y, s = check_inputs(y_true, y_score)

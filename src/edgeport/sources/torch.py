@@ -193,128 +193,45 @@ def load_torch(
     ``.pt2`` path, or an ``nn.Module``. ``wrapper`` is a family name (``"geo"``), ``"none"``,
     ``"module:function"`` or a callable taking the model and returning the module to export."""
     torch = _torch()
-    family: Family | None = None
-    cfg: dict = {}
-    path: Path | None = None
-    build = None
-    if isinstance(source, torch.nn.Module):
-        model = source
-        specs_in: tuple[TensorSpec, ...] = ()
-        outs: tuple[str, ...] = ()
+    path = None if isinstance(source, torch.nn.Module) else _source_path(source)
+    family, cfg, build = None, {}, None
+    if path is None:
+        model, specs_in, outs = source, (), ()
+    elif path.suffix == ".pt2":
+        model, specs_in, outs = _load_pt2(torch, path, trust_source)
     else:
-        path = Path(source)
-        if not path.exists():
-            raise SourceError(f"model source not found: {path}")
-        if path.is_dir():
-            raise SourceError(f"{path} is a directory; pass the checkpoint file inside it")
-        if path.suffix == ".pt2":
-            if not trust_source:
-                _check_pt2_safe(path)
-            try:
-                ep = torch.export.load(str(path))
-            except Exception as e:  # noqa: BLE001
-                raise SourceError(f"{path} could not be loaded by torch.export.load ({type(e).__name__}: {e})") from None
-            specs_in, outs = _pt2_specs(ep)
-            fixed = [t for t in specs_in if t.shape and t.shape[0] is not None]
-            if fixed:
-                raise SourceError(
-                    f"{path} was exported with a fixed batch of {fixed[0].shape[0]} (input '{fixed[0].name}'); "
-                    "edgeport validates on hundreds of rows: re-export with a dynamic batch, e.g. "
-                    "dynamic_shapes={'" + fixed[0].name + "': {0: torch.export.Dim('batch')}}"
-                )
-            model = _pt2_module(torch, ep)
-        else:
-            from edgeport.sources.base import check_model_file
-
-            check_model_file(path, "PyTorch checkpoint", zip_member="data.pkl", pickle_ok=True)
-            obj = _load_checkpoint(path, trust_source)
-            if trust_source and isinstance(obj, torch.nn.Module):
-                model, specs_in, outs = obj, (), ()
-            else:
-                state, cfg = _state_and_config(obj, path)
-                family = family_for_config(cfg) if factory is None else None
-                if factory is not None:
-                    build = import_object(factory, "factory") if isinstance(factory, str) else factory
-                elif family is not None:
-                    build = family.build_from_config
-                else:
-                    raise SourceError(
-                        f"{path} does not hold a model of a built-in family ({', '.join(FAMILIES.names())}); "
-                        "pass --factory module:function that builds your model from the checkpoint's model_config"
-                    )
-                try:
-                    model = build(**cfg)
-                except TypeError as e:
-                    raise SourceError(f"factory could not build the model from model_config {sorted(cfg)}: {e}") from None
-                if not isinstance(model, torch.nn.Module):
-                    raise SourceError(f"factory returned {type(model).__name__}, not a torch.nn.Module")
-                try:
-                    model.load_state_dict(state, strict=True)
-                except RuntimeError as e:
-                    first = str(e).splitlines()[0:3]
-                    raise SourceError(f"the checkpoint's weights do not fit the factory's model: {' '.join(first)}") from None
-                specs_in, outs = (), ()
+        model, family, cfg, build = _load_checkpoint_model(torch, path, factory, trust_source)
+        specs_in, outs = (), ()
     model.eval()
 
-    # wrapper: an explicit one, or the family's
-    if isinstance(wrapper, str) and wrapper in FAMILIES:
-        family = FAMILIES.get(wrapper)
-        wrap = family.wrap
-    elif wrapper == "none":
-        wrap = None
-        family = None
-    elif isinstance(wrapper, str):
-        wrap = import_object(wrapper, "wrapper")
-    elif callable(wrapper):
-        wrap = wrapper
-    else:
-        wrap = family.wrap if family else None
+    wrap, family = _resolve_wrapper(wrapper, family)
     if wrap is not None:
         model = wrap(model)
         if not isinstance(model, torch.nn.Module):
             raise SourceError(f"wrapper returned {type(model).__name__}, not a torch.nn.Module")
         model.eval()
         specs_in, outs = (), ()
-
-    # input/output specs: explicit > declared by the wrapper module > family > the .pt2 signature
-    declared_in = getattr(model, "edgeport_inputs", None)
-    declared_out = getattr(model, "edgeport_outputs", None)
-    if input_shapes:
-        specs_in = input_shapes
-    elif declared_in:
-        specs_in = tuple(TensorSpec(n, tuple(s)) for n, s in dict(declared_in).items())
-    elif family is not None and wrap is not None:
-        specs_in = family.inputs(cfg)
-    if output_names:
-        outs = tuple(output_names)
-    elif declared_out:
-        outs = tuple(declared_out)
-    elif family is not None and wrap is not None:
-        outs = family.output_names
-    if not specs_in:
-        raise SourceError(
-            "edgeport cannot tell this model's inputs: pass --input-shape NAME=DIMS (e.g. input=N,3), use a "
-            "--wrapper, or give the wrapped module an 'edgeport_inputs' attribute"
-        )
+    fam = family if wrap is not None else None  # a family's inputs, names and hooks hold for its wrapped model
+    specs_in, outs = _io_names(model, fam, cfg, input_shapes or specs_in, tuple(output_names) or outs,
+                               explicit=(bool(input_shapes), bool(output_names)))
     if not outs:
         outs = _probe_output_names(torch, model, specs_in)
     if len(outs) > 1:
         model = _module_outputs_as_tuple(torch, model, outs).eval()
     out_specs = _probe_output_specs(torch, model, specs_in, outs)
 
-    fam_ok = family is not None and wrap is not None
     handle = ModelHandle(
-        name=name or (family.model_name if fam_ok else (path.stem if path else type(model).__name__.lower())),
+        name=name or (fam.model_name if fam else (path.stem if path else type(model).__name__.lower())),
         framework="torch",
         model=model,
         inputs=specs_in,
         outputs=out_specs,
-        family=family.name if fam_ok else None,
+        family=fam.name if fam else None,
         source_path=path,
         config=cfg,
-        keep_float=_existing_modules(model, family.keep_float) if fam_ok else (),
-        reference_inputs=family.reference_inputs if fam_ok else None,
-        calibration_inputs=family.calibration_inputs if fam_ok else None,
+        keep_float=_existing_modules(model, fam.keep_float) if fam else (),
+        reference_inputs=fam.reference_inputs if fam else None,
+        calibration_inputs=fam.calibration_inputs if fam else None,
     )
     if path is not None:
         d = path.parent
@@ -323,6 +240,105 @@ def load_torch(
     if handle.license_file is None and factory is not None and build is not None:
         handle.license_file = factory_license(build)
     return handle
+
+
+def _source_path(source: Any) -> Path:
+    path = Path(source)
+    if not path.exists():
+        raise SourceError(f"model source not found: {path}")
+    if path.is_dir():
+        raise SourceError(f"{path} is a directory; pass the checkpoint file inside it")
+    return path
+
+
+def _load_pt2(torch, path: Path, trust_source: bool):
+    """A ``.pt2`` (torch.export) archive -> (module, input specs, output names); a fixed batch is refused."""
+    if not trust_source:
+        _check_pt2_safe(path)
+    try:
+        ep = torch.export.load(str(path))
+    except Exception as e:  # noqa: BLE001
+        raise SourceError(f"{path} could not be loaded by torch.export.load ({type(e).__name__}: {e})") from None
+    specs_in, outs = _pt2_specs(ep)
+    fixed = [t for t in specs_in if t.shape and t.shape[0] is not None]
+    if fixed:
+        raise SourceError(
+            f"{path} was exported with a fixed batch of {fixed[0].shape[0]} (input '{fixed[0].name}'); "
+            "edgeport validates on hundreds of rows: re-export with a dynamic batch, e.g. "
+            "dynamic_shapes={'" + fixed[0].name + "': {0: torch.export.Dim('batch')}}"
+        )
+    return _pt2_module(torch, ep), specs_in, outs
+
+
+def _load_checkpoint_model(torch, path: Path, factory, trust_source: bool):
+    """A checkpoint -> (module, its family or None, model_config, the builder used or None): a whole pickled
+    module (``trust_source``), or the weights built by ``factory`` or by the family the config names."""
+    from edgeport.sources.base import check_model_file
+
+    check_model_file(path, "PyTorch checkpoint", zip_member="data.pkl", pickle_ok=True)
+    obj = _load_checkpoint(path, trust_source)
+    if trust_source and isinstance(obj, torch.nn.Module):
+        return obj, None, {}, None
+    state, cfg = _state_and_config(obj, path)
+    family = family_for_config(cfg) if factory is None else None
+    if factory is not None:
+        build = import_object(factory, "factory") if isinstance(factory, str) else factory
+    elif family is not None:
+        build = family.build_from_config
+    else:
+        raise SourceError(
+            f"{path} does not hold a model of a built-in family ({', '.join(FAMILIES.names())}); "
+            "pass --factory module:function that builds your model from the checkpoint's model_config"
+        )
+    try:
+        model = build(**cfg)
+    except TypeError as e:
+        raise SourceError(f"factory could not build the model from model_config {sorted(cfg)}: {e}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise SourceError(f"factory returned {type(model).__name__}, not a torch.nn.Module")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0:3]
+        raise SourceError(f"the checkpoint's weights do not fit the factory's model: {' '.join(first)}") from None
+    return model, family, cfg, build
+
+
+def _resolve_wrapper(wrapper, family: Family | None) -> tuple[Callable | None, Family | None]:
+    """(the export wrapper, the family it stands for): an explicit one, or the source's family's."""
+    if isinstance(wrapper, str) and wrapper in FAMILIES:
+        family = FAMILIES.get(wrapper)
+        return family.wrap, family
+    if wrapper == "none":
+        return None, None
+    if isinstance(wrapper, str):
+        return import_object(wrapper, "wrapper"), family
+    if callable(wrapper):
+        return wrapper, family
+    return (family.wrap if family else None), family
+
+
+def _io_names(model, family: Family | None, cfg: dict, specs_in, outs, *, explicit: tuple[bool, bool]):
+    """Input specs and output names: explicit > declared by the module (``edgeport_inputs`` /
+    ``edgeport_outputs``) > the wrapping family's > the ``.pt2`` signature."""
+    declared_in = getattr(model, "edgeport_inputs", None)
+    declared_out = getattr(model, "edgeport_outputs", None)
+    if not explicit[0]:
+        if declared_in:
+            specs_in = tuple(TensorSpec(n, tuple(s)) for n, s in dict(declared_in).items())
+        elif family is not None:
+            specs_in = family.inputs(cfg)
+    if not explicit[1]:
+        if declared_out:
+            outs = tuple(declared_out)
+        elif family is not None:
+            outs = family.output_names
+    if not specs_in:
+        raise SourceError(
+            "edgeport cannot tell this model's inputs: pass --input-shape NAME=DIMS (e.g. input=N,3), use a "
+            "--wrapper, or give the wrapped module an 'edgeport_inputs' attribute"
+        )
+    return tuple(specs_in), tuple(outs)
 
 
 #: licence files looked for in the folder of a factory's module (the model's package), as the seed does

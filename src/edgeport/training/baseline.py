@@ -29,7 +29,7 @@ def mean_spectrum_baseline(train_files, train_labels, test_files, test_labels, *
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from edgeport.training.trainer import roc_auc
+    from edgeport.evaluation.metrics import roc_auc_macro
 
     xtr = mean_spectrum_features(train_files, **feature_kw)
     xte = mean_spectrum_features(test_files, **feature_kw)
@@ -41,4 +41,4 @@ def mean_spectrum_baseline(train_files, train_labels, test_files, test_labels, *
         if 0 < ytr[:, c].sum() < len(ytr):
             clf = LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(xtr, ytr[:, c] > 0.5)
             probs[:, c] = clf.predict_proba(xte)[:, 1]
-    return roc_auc(yte, probs)
+    return roc_auc_macro(yte, probs)

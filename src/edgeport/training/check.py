@@ -13,7 +13,7 @@ def saved_model_val_roc_auc(cfg, model_path: Path | str | None = None) -> float:
     """Macro ROC-AUC (edgeport.evaluation.metrics, classes with positives and negatives) of ``model_path``
     (default ``cfg.checkpoint``), loaded from disk, on the validation chunks of ``cfg``'s folder: the split,
     salient chunks and labels training builds (``cfg``: the TrainConfig the model was trained with)."""
-    from edgeport.evaluation.metrics import roc_auc
+    from edgeport.evaluation.metrics import roc_auc_macro
     from edgeport.families.audio.loading import load_trained_model
     from edgeport.training.data import load_fixed, scan_dataset, split_dataset
 
@@ -25,5 +25,4 @@ def saved_model_val_roc_auc(cfg, model_path: Path | str | None = None) -> float:
     if len(x) == 0:
         return float("nan")
     p = np.asarray(model.predict(x, batch_size=64, verbose=0))  # the full model: sigmoid probabilities
-    per_class = np.asarray(roc_auc(y, p), dtype=float)
-    return float(np.nanmean(per_class)) if np.isfinite(per_class).any() else float("nan")
+    return roc_auc_macro(y, p)

@@ -1,14 +1,28 @@
-"""``TrainConfig``: every option of ``edgeport train`` (seed 004's flags, same meanings and defaults)."""
+"""``TrainConfig``: every option of ``edgeport train`` (seed 004's flags, same meanings and defaults).
+
+The model's options (architecture and input, ``MODEL_OPTIONS``) live in one ``AudioModelConfig``,
+``TrainConfig.audio`` (without classes: training takes those from the data folder); the other fields are
+training's own. A config is built, written and read flat, as the flags name the options:
+``TrainConfig(data_path_train="birds", num_mels=32)``, ``to_dict()`` / ``from_dict()`` (the ``train_config``
+of a study's ``best_params.json`` and of its trials).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from edgeport.errors import ConfigError
+from edgeport.families.audio.model_config import AudioModelConfig
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 LOSSES = ("auto", "bce", "focal")
+
+#: AudioModelConfig fields that training options set (the rest: classes from the data folder, the input
+#: contract of edgeport's own models, derived values)
+MODEL_OPTIONS = frozenset(f.name for f in fields(AudioModelConfig)) - {
+    "num_classes", "class_names", "hop_length", "contract_from_artifact", "input_scaling", "pad_bins_in_graph",
+    "input_rank", "sigmoid_in_graph"}
 
 
 def _default_workers() -> int:
@@ -17,7 +31,7 @@ def _default_workers() -> int:
     return default_num_workers()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TrainConfig:
     data_path_train: str
     checkpoint_path: str = "checkpoints/best_model.keras"
@@ -31,27 +45,6 @@ class TrainConfig:
     reservoir_size: int = 512
     cache_dir: str | None = None           # decoded-audio cache folder (shared by runs); None: memory only
     cache_memory_mb: float = 1024.0        # decoded audio kept in memory (all processes together; 0: off)
-    # audio / frontend
-    sample_rate: int = 24000
-    num_mels: int = 64
-    spec_width: int = 256
-    fft_length: int = 512
-    chunk_duration: float = 3.0
-    audio_frontend: str = "hybrid"
-    mag_scale: str = "pwl"
-    n_mfcc: int = 20
-    frontend_trainable: bool = False
-    # model
-    model: str = "dscnn"
-    embeddings_size: int = 256
-    alpha: float = 1.0
-    depth_multiplier: int = 1
-    use_se: bool = True
-    se_reduction: int = 8
-    use_inverted_residual: bool = True
-    expansion_factor: int = 2
-    use_attention_pooling: bool = False
-    dropout: float = 0.5
     # augmentation
     mixup_alpha: float = 0.2
     mixup_probability: float = 0.25
@@ -79,8 +72,25 @@ class TrainConfig:
     linear_probe: bool = False
     bn_recalibration_batches: int = 16
     progress: bool = True
+    #: the model's frontend and architecture options (``MODEL_OPTIONS``); its classes are unset
+    audio: AudioModelConfig = field(default_factory=AudioModelConfig)
 
-    def __post_init__(self):
+    def __init__(self, data_path_train: str, *, audio: AudioModelConfig | None = None, **options):
+        """``options`` as the flags name them; the model's (``MODEL_OPTIONS``) go into ``audio`` (over the
+        ``AudioModelConfig`` given, else over its defaults)."""
+        model = {k: options.pop(k) for k in [k for k in options if k in MODEL_OPTIONS]}
+        own = {f.name: f.default for f in fields(TrainConfig) if f.name not in ("data_path_train", "audio")}
+        unknown = sorted(set(options) - set(own))
+        if unknown:
+            raise TypeError(f"TrainConfig got unexpected options {unknown}")
+        object.__setattr__(self, "data_path_train", data_path_train)
+        for name, default in own.items():
+            object.__setattr__(self, name, options.get(name, default))
+        self._check(model.get("chunk_duration", 1), model.get("sample_rate", 1))
+        object.__setattr__(self, "audio", (audio.replace(**model) if model else audio) if audio is not None
+                           else AudioModelConfig(**model))
+
+    def _check(self, chunk_duration: float, sample_rate: int) -> None:
         if self.num_workers < 0:
             object.__setattr__(self, "num_workers", _default_workers())
         if self.optimizer not in OPTIMIZERS:
@@ -93,7 +103,7 @@ class TrainConfig:
             raise ConfigError(f"--val-split must be in [0, 1), got {self.val_split}")
         if not self.upsample_ratio >= 0:
             raise ConfigError(f"--upsample-ratio must be >= 0, got {self.upsample_ratio}")
-        if self.patience <= 0 or self.max_duration <= 0 or self.chunk_duration <= 0 or self.sample_rate <= 0:
+        if self.patience <= 0 or self.max_duration <= 0 or chunk_duration <= 0 or sample_rate <= 0:
             raise ConfigError("--patience, --max-duration, --chunk-duration and --sample-rate must be positive")
         if self.qat and self.linear_probe:
             raise ConfigError("--qat and --linear-probe are separate steps: run --linear-probe first, then --qat "
@@ -117,17 +127,13 @@ class TrainConfig:
     def checkpoint(self) -> Path:
         return Path(self.checkpoint_path)
 
-    def model_config_kwargs(self) -> dict:
-        """The AudioModelConfig fields this config sets (everything but the class list)."""
-        from edgeport.families.audio.model_config import AudioModelConfig
-
-        names = {f.name for f in fields(AudioModelConfig)} - {"hop_length", "num_classes", "class_names"}
-        return {k: v for k, v in asdict(self).items() if k in names}
-
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Flat: training's own options, then the model's (the names of ``edgeport train``'s flags)."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "audio"}
+        return {**own, **{k: getattr(self.audio, k) for k in sorted(MODEL_OPTIONS)}}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
+        """A flat dict (``to_dict``, an argparse namespace's ``vars``); keys that are no option are left out."""
+        known = {f.name for f in fields(cls)} - {"audio"} | MODEL_OPTIONS
         return cls(**{k: v for k, v in d.items() if k in known})

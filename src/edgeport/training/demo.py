@@ -35,8 +35,9 @@ def demo_train_config(data: Path, checkpoint: Path, *, seed: int = 0, num_worker
 
 def evaluate_files(model, cfg, files: list[str], labels: np.ndarray, *, max_chunks: int = 2) -> float:
     """File-level macro ROC-AUC: max over each file's salient chunks' probabilities."""
+    from edgeport.evaluation.metrics import roc_auc_macro
     from edgeport.families.audio.frontends import model_input_from_audio
-    from edgeport.training.trainer import predict_logits, roc_auc
+    from edgeport.training.trainer import predict_logits
 
     xs = [model_input_from_audio(f, cfg, max_chunks=max_chunks) for f in files]
     p_chunks = predict_logits(model, np.concatenate(xs))  # batched inference; the full model outputs probabilities
@@ -44,7 +45,7 @@ def evaluate_files(model, cfg, files: list[str], labels: np.ndarray, *, max_chun
     for x in xs:
         probs.append(p_chunks[i:i + len(x)].max(axis=0))
         i += len(x)
-    return roc_auc(labels, np.stack(probs))
+    return roc_auc_macro(labels, np.stack(probs))
 
 
 def train_demo(outdir: Path, *, seed: int = 0, epochs: int | None = None) -> dict:

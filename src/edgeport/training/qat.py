@@ -15,17 +15,6 @@ import numpy as np
 QMAX = 127
 
 
-def kernel_axis(layer) -> int | None:
-    """Output-channel axis of a layer's kernel as the TFLite converter quantizes it, or None."""
-    import keras
-
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return None  # handled specially: channels are in*multiplier over axes (2, 3)
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv1D, keras.layers.Dense)):
-        return -1
-    return None
-
-
 def quantizable_kernels(model) -> list[tuple[object, str]]:
     """(variable, kind) for every conv / depthwise / dense kernel; kind is 'last' or 'depthwise'."""
     import keras

@@ -16,14 +16,16 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from edgeport.errors import ConfigError, DataError
+from edgeport.evaluation.metrics import roc_auc_macro
 from edgeport.fileio import (
     OutputPlan,
+    atomic_path,
     atomic_write_json,
     atomic_write_text,
     remove_path,
@@ -91,17 +93,6 @@ def set_seeds(seed: int) -> None:
         log.debug("op determinism not enabled: %s", e)
 
 
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Macro ROC-AUC over classes that have both positives and negatives (NaN if none has)."""
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(y) > 0.5
-    cols = [c for c in range(y.shape[1]) if 0 < y[:, c].sum() < y.shape[0]] if y.size else []
-    if not cols:
-        return float("nan")
-    return float(np.mean([roc_auc_score(y[:, c], p[:, c]) for c in cols]))
-
-
 def _check_resumable(out: dict[str, Path], mcfg) -> None:
     """--resume needs the model that this run's options describe (same classes, frontend, shape)."""
     from edgeport.families.audio.model_config import read_model_config
@@ -118,19 +109,16 @@ def _check_resumable(out: dict[str, Path], mcfg) -> None:
 
 def save_model_atomic(model, path: Path) -> None:
     """Save ``.keras`` under a temporary name, then rename (no half-written checkpoint on interrupt)."""
-    tmp = path.with_name(f".{path.stem}.partial.keras")
-    model.save(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".partial.keras") as tmp:
+        model.save(str(tmp))
 
 
 def write_history(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in HISTORY_FIELDS})
-    os.replace(tmp, path)
 
 
 def read_history(path: Path) -> list[dict]:
@@ -162,10 +150,9 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         ax.set_title(title)
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path, suffix=".partial.png") as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def recalibrate_batchnorm(model, batches) -> int:
@@ -297,7 +284,7 @@ def _evaluate(logit_model, x, y, loss_fn) -> tuple[float, float, np.ndarray]:
     logits = predict_logits(logit_model, x)
     loss = float(loss_fn(y, logits))
     p = 1.0 / (1.0 + np.exp(-logits))
-    return loss, roc_auc(y, p), p
+    return loss, roc_auc_macro(y, p), p
 
 
 def train(cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
@@ -307,20 +294,15 @@ def train(cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     ``row["val_roc_auc"]`` to its pruner); an exception it raises stops training and propagates."""
     t_start = time.time()
     mode = "qat" if cfg.qat else "probe" if cfg.linear_probe else "train"
-    suffix = {"train": "", "qat": "_qat", "probe": "_probe"}[mode]
-    out = output_paths(cfg.checkpoint, suffix)
+    out = output_paths(cfg.checkpoint, {"train": "", "qat": "_qat", "probe": "_probe"}[mode])
     plan = OutputPlan(force=cfg.force or cfg.resume, what="a trained model's files",
                       hint="pass --force to replace them, --resume to continue that training, or choose "
                            "another --checkpoint-path")
     for p in out.values():
         plan.add(p)
 
-    from edgeport.families.audio.frontends import npu_problems
-    from edgeport.families.audio.loading import load_trained_model
-    from edgeport.families.audio.model_config import AudioModelConfig
     from edgeport.training.data import scan_dataset
 
-    base_model = base_mcfg = None
     if mode != "train" and not cfg.checkpoint.is_file():
         what = "QAT fine-tunes a trained model" if mode == "qat" else "Linear probing needs a pretrained model"
         raise ConfigError(f"{what}, and {cfg.checkpoint} does not exist: train without --"
@@ -331,238 +313,351 @@ def train(cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     ds = scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
     set_seeds(cfg.seed)
     import keras
-    import tensorflow as tf
 
-    if mode != "train":
+    base_model, mcfg = _model_config(cfg, mode, ds)
+    loop = _Loop(cfg=cfg, mode=mode, out=out, plan=plan, ds=ds, mcfg=mcfg, t_start=t_start)
+    prev_policy = keras.config.dtype_policy()
+    if cfg.mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        return _run(loop, base_model, on_epoch)
+    finally:
+        plan.abort()
+        if cfg.mixed_precision:
+            keras.config.set_dtype_policy(prev_policy)
+        if loop.executor is not None:
+            loop.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _model_config(cfg: TrainConfig, mode: str, ds):
+    """(the checkpoint's model or None, the AudioModelConfig this run trains) for ``mode`` and the folder."""
+    from edgeport.families.audio.frontends import npu_problems
+    from edgeport.families.audio.loading import load_trained_model
+
+    base_model = None
+    if mode == "train":
+        mcfg = cfg.audio.replace(num_classes=len(ds.class_names), class_names=tuple(ds.class_names))
+    else:
         base_model, base_mcfg = load_trained_model(cfg.checkpoint)
         if mode == "qat" and list(base_mcfg.class_names) != ds.class_names:
             raise DataError(f"QAT needs the classes the model was trained on ({len(base_mcfg.class_names)}: "
                             f"{list(base_mcfg.class_names)[:5]}...), the folder has {ds.class_names[:5]}...: "
                             "use --linear-probe to adapt to a new class set first")
-    if mode == "train":
-        mcfg = AudioModelConfig(**cfg.model_config_kwargs(), num_classes=len(ds.class_names),
-                                class_names=tuple(ds.class_names))
-    elif mode == "qat":
-        mcfg = base_mcfg
-    else:
-        mcfg = base_mcfg.replace(num_classes=len(ds.class_names), class_names=tuple(ds.class_names))
+        mcfg = base_mcfg if mode == "qat" else base_mcfg.replace(num_classes=len(ds.class_names),
+                                                                 class_names=tuple(ds.class_names))
     for p in npu_problems(mcfg):
         log.warning("NPU readiness: %s", p)
-
-    prev_policy = keras.config.dtype_policy()
-    if cfg.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
-    holder: list = [None]
-    try:
-        return _run(cfg, mode, out, ds, mcfg, base_model, holder, t_start, keras, tf, plan, on_epoch)
-    finally:
-        plan.abort()
-        if cfg.mixed_precision:
-            keras.config.set_dtype_policy(prev_policy)
-        if holder[0] is not None:
-            holder[0].shutdown(wait=True, cancel_futures=True)
+    return base_model, mcfg
 
 
-def _run(cfg, mode, out, ds, mcfg, base_model, executor_holder, t_start, keras, tf, plan,
-         on_epoch=None) -> TrainResult:
-    from tqdm.auto import tqdm
+@dataclass
+class _Best:
+    """The best epoch so far and the early-stopping count (kept in ``X_train_state.json``)."""
 
-    from edgeport.audio.augment import mixup, spec_augment
-    from edgeport.families.audio.dscnn import build_model
-    from edgeport.families.audio.loading import load_keras_model
-    from edgeport.families.audio.model_config import LOGITS_LAYER, write_model_config
+    loss: float = float("inf")
+    roc_auc: float = float("nan")
+    epoch: int = 0
+    wait: int = 0
+    batchnorm: dict | None = None
+
+    @classmethod
+    def from_state(cls, state: dict, start_epoch: int) -> _Best:
+        return cls(loss=float(state.get("best_val_loss") if state.get("best_val_loss") is not None else "inf"),
+                   roc_auc=float(state["best_val_roc_auc"]) if state.get("best_val_roc_auc") is not None
+                   else float("nan"),
+                   epoch=int(state.get("best_epoch", start_epoch)), wait=int(state.get("wait", 0)),
+                   batchnorm=state.get("batchnorm_recalibration"))
+
+
+@dataclass
+class _Loop:
+    """One run's parts, shared by the functions that do its jobs (model, optimiser, data, epochs, files)."""
+
+    cfg: TrainConfig
+    mode: str
+    out: dict[str, Path]
+    plan: OutputPlan
+    ds: object
+    mcfg: object
+    t_start: float
+    executor: object = None
+    state: dict | None = None             # the X_train_state.json resumed from
+    stage: dict[str, Path] = field(default_factory=dict)
+    model: object = None
+    logit_model: object = None
+    step_fn: object = None
+    eval_loss: object = None
+    schedule: object = None
+    iterations: object = None
+    steps: int = 0
+    start_epoch: int = 0
+    best: _Best = field(default_factory=_Best)
+    placed_best: _Best = field(default_factory=_Best)  # the best of the set in place
+    placed_sets: int = 0
+    model_placed: bool = False
+    history: list[dict] = field(default_factory=list)
+    train_ds: object = None
+    val_ds: object = None
+    class_weights: np.ndarray | None = None
+    val: tuple = ()                        # (inputs, labels, unreadable files)
+    stream: object = None
+    aug_rng: object = None
+    bn_batches: list = field(default_factory=list)
+
+
+def _run(loop: _Loop, base_model, on_epoch=None) -> TrainResult:
+    _split_data(loop)
+    loop.state = _resume_state(loop.cfg, loop.out)
+    if loop.state is not None:
+        _check_resumable(loop.out, loop.mcfg)
+    _build_model(loop, base_model)
+    _build_optimizer(loop)
+    # every write goes to the staged set (``stage``), moved into place as a whole after each epoch
+    from edgeport.families.audio.model_config import write_model_config
+
+    loop.stage = {k: loop.plan.staged(v) for k, v in loop.out.items()}
+    write_model_config(loop.mcfg, loop.stage["config"])
+    atomic_write_text(loop.stage["labels"], "\n".join(loop.ds.class_names) + "\n")
+    loop.placed_best, loop.model_placed = replace(loop.best), loop.state is not None
+    _load_data(loop)
+    epoch, stopped_early = _epochs(loop, on_epoch)
+    return _finish(loop, epoch, stopped_early)
+
+
+def _split_data(loop: _Loop) -> None:
     from edgeport.training import data as D
-    from edgeport.training.losses import cosine_schedule, make_loss, make_optimizer
-    from edgeport.training.probe import build_probe_model
-    from edgeport.training.qat import freeze_batchnorm, quantizable_kernels
 
-    # ------------------------------------------------------------------ data split
+    cfg, ds = loop.cfg, loop.ds
     tr_idx, va_idx = D.split_dataset(ds, cfg.val_split, cfg.seed)
     train_ds = ds.subset(tr_idx)
-    train_ds = train_ds.subset(D.upsample_indices(train_ds.folder_of, cfg.upsample_ratio, cfg.seed))
-    val_ds = ds.subset(va_idx)
-    cw = D.class_weights(train_ds.labels) if cfg.class_weights else None
-    steps = cfg.steps_per_epoch or max(1, math.ceil(len(train_ds) / cfg.batch_size))
+    loop.train_ds = train_ds.subset(D.upsample_indices(train_ds.folder_of, cfg.upsample_ratio, cfg.seed))
+    loop.val_ds = ds.subset(va_idx)
+    loop.class_weights = D.class_weights(loop.train_ds.labels) if cfg.class_weights else None
+    loop.steps = cfg.steps_per_epoch or max(1, math.ceil(len(loop.train_ds) / cfg.batch_size))
     log.info("%d classes, %d training files (%d after upsampling), %d validation files, %d steps/epoch",
-             len(ds.class_names), len(tr_idx), len(train_ds), len(val_ds), steps)
+             len(ds.class_names), len(tr_idx), len(loop.train_ds), len(loop.val_ds), loop.steps)
 
-    # ------------------------------------------------------------------ model
-    state = None
-    if cfg.resume:
-        if out["state"].is_file() and out["model"].is_file():
-            state = json.loads(out["state"].read_text())
-        else:
-            log.warning("--resume: no %s with its state file yet; starting from scratch", out["model"].name)
-    if state is not None:
-        _check_resumable(out, mcfg)
-        model = load_keras_model(out["model"])
-        if mode == "qat":
-            freeze_batchnorm(model)
-    elif mode == "train":
-        model = build_model(mcfg)
-    elif mode == "qat":
+
+def _resume_state(cfg: TrainConfig, out: dict[str, Path]) -> dict | None:
+    """With ``--resume``: the saved train state, if the model and its state file are there (else None)."""
+    if not cfg.resume:
+        return None
+    if out["state"].is_file() and out["model"].is_file():
+        return json.loads(out["state"].read_text())
+    log.warning("--resume: no %s with its state file yet; starting from scratch", out["model"].name)
+    return None
+
+
+def _build_model(loop: _Loop, base_model) -> None:
+    """The model to train: the resumed one, a new one, the checkpoint (QAT) or a probe on it."""
+    import keras
+
+    from edgeport.families.audio.dscnn import build_model
+    from edgeport.families.audio.loading import load_keras_model
+    from edgeport.families.audio.model_config import LOGITS_LAYER
+    from edgeport.training.probe import build_probe_model
+    from edgeport.training.qat import freeze_batchnorm
+
+    if loop.state is not None:
+        model = load_keras_model(loop.out["model"])
+    elif loop.mode == "train":
+        model = build_model(loop.mcfg)
+    elif loop.mode == "qat":
         model = base_model
-        freeze_batchnorm(model)
     else:
-        model = build_probe_model(base_model, len(ds.class_names), dropout=mcfg.dropout)
-    logit_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
-    train_vars = model.trainable_variables
-    qat_kernels = [(v, k) for v, k in quantizable_kernels(model) if v.trainable] if mode == "qat" else None
+        model = build_probe_model(base_model, len(loop.ds.class_names), dropout=loop.mcfg.dropout)
+    if loop.mode == "qat":
+        freeze_batchnorm(model)
+    loop.model = model
+    loop.logit_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
 
-    total_steps = cfg.epochs * steps
-    schedule = cosine_schedule(cfg.learning_rate, total_steps)
-    opt = make_optimizer(cfg.optimizer, schedule, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+
+def _build_optimizer(loop: _Loop) -> None:
+    """Optimiser, schedule, losses and the compiled step; a resumed run continues its step and its best."""
+    from edgeport.training.losses import cosine_schedule, make_loss, make_optimizer
+    from edgeport.training.qat import quantizable_kernels
+
+    cfg, model = loop.cfg, loop.model
+    train_vars = model.trainable_variables
+    qat_kernels = [(v, k) for v, k in quantizable_kernels(model) if v.trainable] if loop.mode == "qat" else None
+    total_steps = cfg.epochs * loop.steps
+    loop.schedule = cosine_schedule(cfg.learning_rate, total_steps)
+    opt = make_optimizer(cfg.optimizer, loop.schedule, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
                          mixed_precision=cfg.mixed_precision)
     opt.build(train_vars)
     # the step counter the schedule reads (a LossScaleOptimizer's own counter does not advance)
-    iterations = getattr(opt, "inner_optimizer", opt).iterations
-    start_epoch, best_loss, best_epoch, wait = 0, float("inf"), 0, 0
-    best_auc, best_bn = float("nan"), None
-    history: list[dict] = []
+    loop.iterations = getattr(opt, "inner_optimizer", opt).iterations
+    state = loop.state
     if state is not None:
-        start_epoch = int(state["epoch"])
-        iterations.assign(int(state["step"]))
-        best_loss = float(state.get("best_val_loss") if state.get("best_val_loss") is not None else "inf")
-        best_epoch = int(state.get("best_epoch", start_epoch))
-        wait = int(state.get("wait", 0))
-        best_auc = float(state["best_val_roc_auc"]) if state.get("best_val_roc_auc") is not None else float("nan")
-        best_bn = state.get("batchnorm_recalibration")
-        history = [r for r in read_history(out["history"]) if r["epoch"] <= start_epoch]
-        if start_epoch >= cfg.epochs:
+        loop.start_epoch = int(state["epoch"])
+        loop.iterations.assign(int(state["step"]))
+        loop.best = _Best.from_state(state, loop.start_epoch)
+        loop.history = [r for r in read_history(loop.out["history"]) if r["epoch"] <= loop.start_epoch]
+        if loop.start_epoch >= cfg.epochs:
             log.info("%s is already trained to epoch %d (--epochs %d): raise --epochs to continue",
-                     out["model"].name, start_epoch, cfg.epochs)
-        log.info("Resuming at epoch %d, step %d, learning rate %.3g (cosine over %d steps)", start_epoch,
-                 int(state["step"]), float(schedule(int(state["step"]))), total_steps)
-
+                     loop.out["model"].name, loop.start_epoch, cfg.epochs)
+        log.info("Resuming at epoch %d, step %d, learning rate %.3g (cosine over %d steps)", loop.start_epoch,
+                 int(state["step"]), float(loop.schedule(int(state["step"]))), total_steps)
     loss_name = "focal" if cfg.loss == "focal" else "bce"
     loss_fn = make_loss(loss_name, label_smoothing=cfg.label_smoothing, focal_gamma=cfg.focal_gamma)
-    eval_loss = make_loss(loss_name, label_smoothing=0.0, focal_gamma=cfg.focal_gamma)
-    step_fn = make_train_step(logit_model, loss_fn, opt, train_vars, qat_kernels=qat_kernels,
-                              mixed_precision=cfg.mixed_precision)
+    loop.eval_loss = make_loss(loss_name, label_smoothing=0.0, focal_gamma=cfg.focal_gamma)
+    loop.step_fn = make_train_step(loop.logit_model, loss_fn, opt, train_vars, qat_kernels=qat_kernels,
+                                   mixed_precision=cfg.mixed_precision)
 
-    # every write goes to the staged set (``stage``), moved into place as a whole after each epoch
-    stage = {k: plan.staged(v) for k, v in out.items()}
-    write_model_config(mcfg, stage["config"])
-    atomic_write_text(stage["labels"], "\n".join(ds.class_names) + "\n")
-    placed = {"model": state is not None, "best": (best_loss, best_auc, best_bn, best_epoch, wait), "sets": 0}
 
-    def place_set():  # this run's whole set into place; the first time, stale earlier files go
-        if not placed["model"] and not stage["model"].exists():
-            save_model_atomic(model, stage["model"])
-        plan.commit(prune=placed["sets"] == 0)
-        placed.update(model=True, best=(best_loss, best_auc, best_bn, best_epoch, wait), sets=placed["sets"] + 1)
+def _load_data(loop: _Loop) -> None:
+    """Validation chunks, the training stream, augmentation and BatchNorm reference batches."""
+    from edgeport.training import data as D
 
-    # ------------------------------------------------------------------ data pipeline
-    cfg_json = json.dumps(mcfg.to_dict())
-    executor_holder[0] = executor = D.make_executor(cfg.num_workers)
+    cfg = loop.cfg
+    cfg_json = json.dumps(loop.mcfg.to_dict())
+    loop.executor = executor = D.make_executor(cfg.num_workers)
     cache = D.cache_spec(cfg.cache_dir, cfg.cache_memory_mb, cfg.num_workers)
-    val_x, val_y, val_bad = D.load_fixed(val_ds.files, val_ds.labels, cfg_json, executor=executor,
-                                         chunks_per_file=cfg.max_chunks_per_file, max_duration=cfg.max_duration,
-                                         cache=cache)
-    stream = D.ChunkStream(train_ds.files, train_ds.labels, cfg_json, executor=executor,
-                           seed=cfg.seed + start_epoch, max_chunks_per_file=cfg.max_chunks_per_file,
-                           max_duration=cfg.max_duration, reservoir_size=cfg.reservoir_size, cache=cache)
-    aug_rng = np.random.default_rng(cfg.seed + 7919 * (start_epoch + 1))
+    loop.val = D.load_fixed(loop.val_ds.files, loop.val_ds.labels, cfg_json, executor=executor,
+                            chunks_per_file=cfg.max_chunks_per_file, max_duration=cfg.max_duration, cache=cache)
+    loop.stream = D.ChunkStream(loop.train_ds.files, loop.train_ds.labels, cfg_json, executor=executor,
+                                seed=cfg.seed + loop.start_epoch, max_chunks_per_file=cfg.max_chunks_per_file,
+                                max_duration=cfg.max_duration, reservoir_size=cfg.reservoir_size, cache=cache)
+    loop.aug_rng = np.random.default_rng(cfg.seed + 7919 * (loop.start_epoch + 1))
     # validation measures the model as it would be saved: BatchNorm statistics re-estimated on fixed clean
     # training chunks first (QAT freezes BatchNorm, probing trains only the head: their statistics stay)
-    bn_batches = bn_reference_batches(train_ds, cfg, cfg_json, executor, cache) if mode == "train" else []
+    loop.bn_batches = (bn_reference_batches(loop.train_ds, cfg, cfg_json, executor, cache)
+                       if loop.mode == "train" else [])
 
-    def validate() -> tuple[float, float, float, dict | None]:
-        """(val loss, val ROC-AUC, val ROC-AUC with the moving statistics, re-estimation note or None)."""
-        def evaluate():
-            return _evaluate(logit_model, val_x, val_y, eval_loss)[:2]
-        if not bn_batches:
-            loss_, auc_ = evaluate()
-            return loss_, auc_, auc_, None
-        note = recalibrate_batchnorm_measured(model, bn_batches, evaluate)
-        return note["val_loss_after"], note["val_roc_auc_after"], note["val_roc_auc_before"], note
-    is_spec = len(mcfg.input_shape) == 3
 
-    def write_state(epoch, *, completed=False, interrupted=False):
-        s = {"epoch": epoch, "step": int(iterations.numpy()), "epochs_total": cfg.epochs,
-             "steps_per_epoch": steps, "learning_rate": float(schedule(int(iterations.numpy()))),
-             "best_val_loss": best_loss, "best_val_roc_auc": best_auc, "best_epoch": best_epoch, "wait": wait,
-             "mode": mode, "completed": completed, "interrupted": interrupted, "seed": cfg.seed,
-             "model": out["model"].name}
-        if best_bn is not None:
-            s["batchnorm_recalibration"] = best_bn
-        atomic_write_json(stage["state"], s)  # strict JSON: an infinite best loss is null
+def _validate(loop: _Loop) -> tuple[float, float, float, dict | None]:
+    """(val loss, val ROC-AUC, val ROC-AUC with the moving statistics, re-estimation note or None)."""
+    def evaluate():
+        return _evaluate(loop.logit_model, loop.val[0], loop.val[1], loop.eval_loss)[:2]
+    if not loop.bn_batches:
+        loss_, auc_ = evaluate()
+        return loss_, auc_, auc_, None
+    note = recalibrate_batchnorm_measured(loop.model, loop.bn_batches, evaluate)
+    return note["val_loss_after"], note["val_roc_auc_after"], note["val_roc_auc_before"], note
 
-    epoch = start_epoch
-    stopped_early = False
+
+def _write_state(loop: _Loop, epoch: int, *, completed: bool = False, interrupted: bool = False) -> None:
+    cfg, best, step = loop.cfg, loop.best, int(loop.iterations.numpy())
+    s = {"epoch": epoch, "step": step, "epochs_total": cfg.epochs,
+         "steps_per_epoch": loop.steps, "learning_rate": float(loop.schedule(step)),
+         "best_val_loss": best.loss, "best_val_roc_auc": best.roc_auc, "best_epoch": best.epoch, "wait": best.wait,
+         "mode": loop.mode, "completed": completed, "interrupted": interrupted, "seed": cfg.seed,
+         "model": loop.out["model"].name}
+    if best.batchnorm is not None:
+        s["batchnorm_recalibration"] = best.batchnorm
+    atomic_write_json(loop.stage["state"], s)  # strict JSON: an infinite best loss is null
+
+
+def _place_set(loop: _Loop) -> None:
+    """This run's whole set into place; the first time, stale earlier files go."""
+    if not loop.model_placed and not loop.stage["model"].exists():
+        save_model_atomic(loop.model, loop.stage["model"])
+    loop.plan.commit(prune=loop.placed_sets == 0)
+    loop.model_placed, loop.placed_best, loop.placed_sets = True, replace(loop.best), loop.placed_sets + 1
+
+
+def _train_epoch(loop: _Loop, epoch: int) -> dict:
+    """One epoch of steps and its validation: the history row."""
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from edgeport.audio.augment import mixup, spec_augment
+    from edgeport.training import data as D
+
+    cfg, steps, rng = loop.cfg, loop.steps, loop.aug_rng
+    is_spec = len(loop.mcfg.input_shape) == 3
+    t0 = time.time()
+    lr_now = float(loop.schedule(int(loop.iterations.numpy())))
+    bar = tqdm(D.prefetched(loop.stream.batches(cfg.batch_size, steps)), total=steps,
+               desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+    losses, ys, ps = [], [], []
+    for i, (xb, yb) in enumerate(bar):
+        xb, yb = mixup(xb, yb, rng, alpha=cfg.mixup_alpha, probability=cfg.mixup_probability)
+        if cfg.spec_augment and is_spec:
+            xb = spec_augment(xb, rng, freq_mask_max=cfg.freq_mask_max, time_mask_max=cfg.time_mask_max)
+        wb = D.sample_weights(yb, loop.class_weights)
+        loss, p = loop.step_fn(tf.constant(xb), tf.constant(yb), tf.constant(wb))
+        losses.append(float(loss))
+        ys.append(yb)
+        ps.append(np.asarray(p))
+        if i % 5 == 4 or i == steps - 1:
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}",
+                            roc_auc=f"{roc_auc_macro(np.concatenate(ys), np.concatenate(ps)):.3f}")
+    tr_auc = roc_auc_macro(np.concatenate(ys), np.concatenate(ps))
+    val_loss, val_auc, moving_auc, bn_note = _validate(loop)
+    row = {"epoch": epoch, "loss": float(np.mean(losses)), "roc_auc": tr_auc, "val_loss": val_loss,
+           "val_roc_auc": val_auc, "val_roc_auc_moving_stats": moving_auc, "learning_rate": lr_now,
+           "seconds": time.time() - t0}
+    log.info("epoch %d/%d  loss %.4f  roc_auc %.3f  val_loss %.4f  val_roc_auc %.3f (moving BatchNorm "
+             "statistics: %.3f)  lr %.2e  %.1fs", epoch, cfg.epochs, row["loss"], tr_auc, val_loss, val_auc,
+             moving_auc, lr_now, row["seconds"])
+    monitor = val_loss if not math.isnan(val_loss) else row["loss"]
+    best = loop.best
+    if monitor < best.loss:
+        loop.best = _Best(monitor, val_auc, epoch, 0, None if bn_note is None else {"epoch": epoch, **bn_note})
+        save_model_atomic(loop.model, loop.stage["model"])
+    else:
+        best.wait += 1
+    return row
+
+
+def _epochs(loop: _Loop, on_epoch) -> tuple[int, bool]:
+    """The epochs from where the run starts; each ends with its whole set in place. (last epoch, stopped early)"""
+    epoch = loop.start_epoch
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            t0 = time.time()
-            lr_now = float(schedule(int(iterations.numpy())))
-            bar = tqdm(D.prefetched(stream.batches(cfg.batch_size, steps)), total=steps, desc=f"epoch {epoch}/{cfg.epochs}",
-                       disable=not cfg.progress, leave=False)
-            losses, ys, ps = [], [], []
-            for i, (xb, yb) in enumerate(bar):
-                xb, yb = mixup(xb, yb, aug_rng, alpha=cfg.mixup_alpha, probability=cfg.mixup_probability)
-                if cfg.spec_augment and is_spec:
-                    xb = spec_augment(xb, aug_rng, freq_mask_max=cfg.freq_mask_max, time_mask_max=cfg.time_mask_max)
-                wb = D.sample_weights(yb, cw)
-                loss, p = step_fn(tf.constant(xb), tf.constant(yb), tf.constant(wb))
-                losses.append(float(loss))
-                ys.append(yb)
-                ps.append(np.asarray(p))
-                if i % 5 == 4 or i == steps - 1:
-                    bar.set_postfix(loss=f"{np.mean(losses):.4f}",
-                                    roc_auc=f"{roc_auc(np.concatenate(ys), np.concatenate(ps)):.3f}")
-            tr_auc = roc_auc(np.concatenate(ys), np.concatenate(ps))
-            val_loss, val_auc, moving_auc, bn_note = validate()
-            monitor = val_loss if not math.isnan(val_loss) else float(np.mean(losses))
-            row = {"epoch": epoch, "loss": float(np.mean(losses)), "roc_auc": tr_auc, "val_loss": val_loss,
-                   "val_roc_auc": val_auc, "val_roc_auc_moving_stats": moving_auc, "learning_rate": lr_now,
-                   "seconds": time.time() - t0}
-            history.append(row)
-            log.info("epoch %d/%d  loss %.4f  roc_auc %.3f  val_loss %.4f  val_roc_auc %.3f (moving BatchNorm "
-                     "statistics: %.3f)  lr %.2e  %.1fs", epoch, cfg.epochs, row["loss"], tr_auc, val_loss, val_auc,
-                     moving_auc, lr_now, row["seconds"])
-            if monitor < best_loss:
-                best_loss, best_auc, best_epoch, wait = monitor, val_auc, epoch, 0
-                best_bn = None if bn_note is None else {"epoch": epoch, **bn_note}
-                save_model_atomic(model, stage["model"])
-            else:
-                wait += 1
-            write_history(history, stage["history"])
-            write_state(epoch)
-            place_set()
+        for epoch in range(loop.start_epoch + 1, loop.cfg.epochs + 1):
+            row = _train_epoch(loop, epoch)
+            loop.history.append(row)
+            write_history(loop.history, loop.stage["history"])
+            _write_state(loop, epoch)
+            _place_set(loop)
             if on_epoch is not None:
                 on_epoch(row)
-            if wait >= cfg.patience:
-                log.info("Early stopping: no improvement for %d epochs (best epoch %d)", wait, best_epoch)
-                stopped_early = True
-                break
+            if loop.best.wait >= loop.cfg.patience:
+                log.info("Early stopping: no improvement for %d epochs (best epoch %d)", loop.best.wait,
+                         loop.best.epoch)
+                return epoch, True
     except KeyboardInterrupt:
-        if placed["sets"] == 0 and state is None:
-            log.warning("Interrupted in epoch %d, before any epoch of this run ended: nothing written%s", epoch,
-                        f"; {out['model'].name} and its files are as they were" if out["model"].exists() else "")
-            raise
-        remove_path(stage["model"])  # the set in place is the one of the last completed epoch
-        best_loss, best_auc, best_bn, best_epoch, wait = placed["best"]
-        done = epoch - 1 if epoch > start_epoch else start_epoch
-        write_history([r for r in history if r["epoch"] <= done], stage["history"])
-        write_state(done, interrupted=True)
-        plan.commit()
-        log.warning("Interrupted: %s (epoch %d) and %s are usable; continue with --resume", out["model"], done,
-                    out["state"])
+        _interrupted(loop, epoch)
         raise
+    return epoch, False
 
-    # ------------------------------------------------------------------ finish: the best epoch's model
-    # (its weights and the BatchNorm statistics its validation figures were measured with)
-    if out["model"].is_file() and best_epoch != epoch:
-        model.set_weights(load_keras_model(out["model"]).get_weights())
-    val_loss, val_auc, _ = _evaluate(logit_model, val_x, val_y, eval_loss)
-    save_model_atomic(model, stage["model"])
-    write_history(history, stage["history"])
-    plot_curves(history, stage["curves"])
-    write_state(epoch, completed=True)
-    plan.commit(prune=placed["sets"] == 0)
-    skipped = list(ds.skipped) + val_bad + [(f, e) for f, e in stream.failed.items()]
+
+def _interrupted(loop: _Loop, epoch: int) -> None:
+    """Ctrl-C: the set of the last completed epoch stays in place, marked interrupted (resumable)."""
+    out = loop.out
+    if loop.placed_sets == 0 and loop.state is None:
+        log.warning("Interrupted in epoch %d, before any epoch of this run ended: nothing written%s", epoch,
+                    f"; {out['model'].name} and its files are as they were" if out["model"].exists() else "")
+        return
+    remove_path(loop.stage["model"])  # the set in place is the one of the last completed epoch
+    loop.best = replace(loop.placed_best)
+    done = epoch - 1 if epoch > loop.start_epoch else loop.start_epoch
+    write_history([r for r in loop.history if r["epoch"] <= done], loop.stage["history"])
+    _write_state(loop, done, interrupted=True)
+    loop.plan.commit()
+    log.warning("Interrupted: %s (epoch %d) and %s are usable; continue with --resume", out["model"], done,
+                out["state"])
+
+
+def _finish(loop: _Loop, epoch: int, stopped_early: bool) -> TrainResult:
+    """The best epoch's model (its weights and the BatchNorm statistics its validation figures were measured
+    with), measured once more, and the final set in place."""
+    from edgeport.families.audio.loading import load_keras_model
+
+    out, stage, best = loop.out, loop.stage, loop.best
+    if out["model"].is_file() and best.epoch != epoch:
+        loop.model.set_weights(load_keras_model(out["model"]).get_weights())
+    val_loss, val_auc, _ = _evaluate(loop.logit_model, loop.val[0], loop.val[1], loop.eval_loss)
+    save_model_atomic(loop.model, stage["model"])
+    write_history(loop.history, stage["history"])
+    plot_curves(loop.history, stage["curves"])
+    _write_state(loop, epoch, completed=True)
+    loop.plan.commit(prune=loop.placed_sets == 0)
+    skipped = list(loop.ds.skipped) + loop.val[2] + [(f, e) for f, e in loop.stream.failed.items()]
     log.info("Saved %s: best epoch %d of %d (val_loss %.4f, val ROC-AUC %.3f) in %.0f s", out["model"],
-             best_epoch, epoch, val_loss, val_auc, time.time() - t_start)
-    return TrainResult(paths=out, class_names=list(ds.class_names), history=history, epochs_run=epoch,
-                       best_epoch=best_epoch, val_loss=val_loss, val_roc_auc=val_auc,
-                       seconds=time.time() - t_start, skipped_files=skipped, stopped_early=stopped_early,
-                       batchnorm=best_bn)
+             best.epoch, epoch, val_loss, val_auc, time.time() - loop.t_start)
+    return TrainResult(paths=out, class_names=list(loop.ds.class_names), history=loop.history, epochs_run=epoch,
+                       best_epoch=best.epoch, val_loss=val_loss, val_roc_auc=val_auc,
+                       seconds=time.time() - loop.t_start, skipped_files=skipped, stopped_early=stopped_early,
+                       batchnorm=best.batchnorm)

@@ -177,11 +177,12 @@ def command_line_params(base: TrainConfig) -> dict:
     """The searched parameters as ``base`` sets them (the ones inside the search space), so that a study's
     first trial scores the configuration a user would train without tuning."""
     params: dict = {}
+    options = base.to_dict()
     for name, (kind, spec) in SEARCH_SPACE.items():
         cond = _CONDITIONAL.get(name)
-        if cond is not None and params.get(cond[0], getattr(base, cond[0])) != cond[1]:
+        if cond is not None and params.get(cond[0], options[cond[0]]) != cond[1]:
             continue
-        v = getattr(base, name)
+        v = options[name]
         if (v in spec) if kind == "categorical" else (spec[0] <= v <= spec[1]):
             params[name] = v
     return params
@@ -345,13 +346,13 @@ def int8_val_roc_auc(model_path: Path, cfg: TrainConfig, outdir: Path, tc: TuneC
     import numpy as np
 
     from edgeport.errors import ConversionError
+    from edgeport.evaluation.metrics import roc_auc_macro
     from edgeport.export import ExportConfig, export_handle
     from edgeport.exporters import ExportOptions
     from edgeport.runtimes import open_runner
     from edgeport.sources import load_source
     from edgeport.sources.keras import attach_audio_data
     from edgeport.training import data as D
-    from edgeport.training.trainer import roc_auc
 
     ds = D.scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
     _, va = D.split_dataset(ds, cfg.val_split, cfg.seed)
@@ -379,7 +380,7 @@ def int8_val_roc_auc(model_path: Path, cfg: TrainConfig, outdir: Path, tc: TuneC
     if failed.any():
         raise ConversionError(f"tflite_int8_full failed on {int(failed.sum())} of {len(failed)} validation chunks")
     scores = out[runner.output_names[0]]
-    return roc_auc(y, scores)
+    return roc_auc_macro(y, scores)
 
 
 def _model_config_json(model_path: Path) -> str:
@@ -389,14 +390,10 @@ def _model_config_json(model_path: Path) -> str:
 
 
 def _copy_into_place(src: Path, dst: Path) -> None:
-    from edgeport.fileio import move_into_place
+    from edgeport.fileio import atomic_path
 
-    tmp = dst.with_name(f".{dst.name}.partial")
-    if src.is_dir():
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
-    else:
-        shutil.copy2(src, tmp)
-    move_into_place(tmp, dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def _finish(study, tc: TuneConfig, outdir: Path, ran: int, seconds: float) -> TuneResult:

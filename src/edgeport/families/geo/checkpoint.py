@@ -18,9 +18,9 @@ from typing import Any
 from edgeport.errors import SourceError
 from edgeport.families.geo.labels import (
     LABELS_FILENAME,
-    atomic_write_bytes,
     write_labels,
 )
+from edgeport.fileio import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def save_checkpoint(path: str | os.PathLike, model, labels: Iterable[Sequence[st
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue())
     if labels is not None:
         rows = list(labels)

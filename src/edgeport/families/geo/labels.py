@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from edgeport.errors import ConfigError, DataError
+from edgeport.fileio import atomic_write_bytes
 
 LABELS_FILENAME = "labels.txt"
 
@@ -53,18 +53,6 @@ def write_labels(path: str | os.PathLike, rows: Iterable[Sequence[str]]) -> Path
                 raise ConfigError(f"Label row {i} field {field!r} must be a string without tabs or newlines")
         lines.append("\t".join(row))
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
     return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then os.replace, so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -24,9 +24,9 @@ from edgeport.families.geo.family import LICENSE_FILENAME
 from edgeport.families.geo.labels import (
     LABELS_FILENAME,
     Label,
-    atomic_write_bytes,
     write_labels,
 )
+from edgeport.fileio import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
