@@ -111,3 +111,20 @@ def test_synthetic_generator_writes_labelled_folder(tmp_path):
     ds = scan_dataset(tmp_path)
     assert ds.class_names == names and len(ds) == 4 * 2 + 3
     assert (ds.labels.sum(axis=1) == 0).sum() == 3
+
+
+def test_energy_cumsum_and_salient_starts():
+    from edgeport.audio.chunking import energy_cumsum, salient_chunks, salient_starts
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(50_001) * np.linspace(0.1, 1.0, 50_001)).astype(np.float32)
+    # float64 sum of the exact squares, one sample after another
+    np.testing.assert_array_equal(energy_cumsum(x), np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)]))
+    assert energy_cumsum(np.zeros(0, np.float32)).tolist() == [0.0]
+    c = energy_cumsum(x)
+    for seed in range(4):
+        starts = salient_starts(x, 4000, 3, rng=np.random.default_rng(seed), cumsum=c)
+        chunks = salient_chunks(x, 4000, 3, rng=np.random.default_rng(seed))
+        assert starts.tolist() == sorted(starts.tolist()) and len(starts) == 3
+        np.testing.assert_array_equal(chunks, np.stack([x[s:s + 4000] for s in starts]))
+    assert salient_starts(x[:4000], 4000, 3) is None and salient_chunks(x[:100], 4000, 3).shape == (1, 4000)

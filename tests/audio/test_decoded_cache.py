@@ -169,3 +169,30 @@ def test_prefetched_keeps_order_and_raises_errors():
     for v in prefetched(iter(range(1000)), depth=2):
         if v == 3:
             break
+
+
+@pytest.mark.parametrize("frontend,scale", [("hybrid", "pwl"), ("librosa", "pwl"), ("raw", "pwl"), ("mfcc", "none")])
+def test_worker_chunks_are_the_salient_chunks_features_for_every_frontend(tmp_path, clips, frontend, scale):
+    """A worker's output, with the cache (memory, folder) or without, is exactly the file's seeded salient
+    chunks through ``features_from_chunk``, including a file shorter than one chunk (padded)."""
+    from edgeport.audio.chunking import salient_chunks
+    from edgeport.families.audio.contract import load_audio
+    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.model_config import AudioModelConfig
+    from edgeport.training.data import load_file_chunks
+
+    cfg = AudioModelConfig(sample_rate=SR, chunk_duration=0.5, spec_width=32, fft_length=256, num_mels=16,
+                           n_mfcc=16, audio_frontend=frontend, mag_scale=scale, num_classes=3,
+                           class_names=("a", "b", "c"))
+    cj = json.dumps(cfg.to_dict())
+    short = _clip(tmp_path / "audio" / "short.wav", 9, seconds=0.3)
+    spec = CacheSpec(str(tmp_path / "cache"), memory_mb=64)
+    for path in [*clips, short]:
+        x = load_audio(path, cfg, max_duration=60.0)
+        want = np.stack([features_from_chunk(c, cfg) for c in
+                         salient_chunks(x, cfg.chunk_samples, 2, rng=np.random.default_rng(11))])
+        assert want.shape[0] == (1 if path == short else 2)
+        for cache in (None, spec, spec, CacheSpec(str(tmp_path / "cache"), memory_mb=0)):
+            got, err = load_file_chunks((str(path), cj, 2, 11, 60.0, cache))
+            assert err is None and got.dtype == np.float32
+            np.testing.assert_array_equal(got, want)

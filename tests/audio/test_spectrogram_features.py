@@ -42,3 +42,54 @@ def test_mfcc_is_the_dct_of_log_mel_and_c0_does_not_dominate():
     spread = c.max(axis=1) - c.min(axis=1)
     assert spread[0] <= 3 * np.median(spread[1:])
     assert np.abs(c).max() <= np.sqrt(2 * 16)
+
+
+def _stft_reference(x: np.ndarray, fft_length: int, hop: int, n_frames: int) -> np.ndarray:
+    """|STFT| written out plainly in float64: gathered centred frames, periodic Hann window, numpy's rfft."""
+    pad = fft_length // 2
+    xp = np.pad(x.astype(np.float64), (pad, pad + max(0, (n_frames - 1) * hop + fft_length - x.size - 2 * pad)))
+    idx = np.arange(fft_length)[None, :] + hop * np.arange(n_frames)[:, None]
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(fft_length) / fft_length)
+    return np.abs(np.fft.rfft(xp[idx] * w, axis=1)).T
+
+
+def test_stft_magnitude_is_the_plain_stft_within_float32_rounding():
+    rng = np.random.default_rng(0)
+    x = (0.3 * rng.standard_normal(24000)).astype(np.float32)
+    for size, fft, hop, frames in ((24000, 512, 93, 256), (24000, 256, 187, 128), (300, 256, 50, 16),
+                                   (30000, 512, 93, 256)):   # a chunk, a short signal, a signal past n_frames
+        got = sp.stft_magnitude(x[:size], fft, hop, frames)
+        ref = _stft_reference(x[:size], fft, hop, frames)
+        assert got.dtype == np.float32 and got.shape == (fft // 2 + 1, frames)
+        # float32 samples, window and transform: errors of a few float32 ulps of the largest magnitude
+        np.testing.assert_allclose(got, ref, rtol=0, atol=4 * np.finfo(np.float32).eps * ref.max())
+    np.testing.assert_array_equal(sp.stft_magnitude(x.astype(np.float64), 256, 187, 128),
+                                  sp.stft_magnitude(x, 256, 187, 128))  # float64 in: the same float32 result
+
+
+def test_stft_magnitude_results_are_independent_of_earlier_calls_and_threads():
+    """The padded-signal and frame buffers are reused per thread: a result never changes afterwards, and
+    a call after another size or in another thread gives what a first call gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(8000).astype(np.float32), rng.standard_normal(5000).astype(np.float32)
+    first_a = sp.stft_magnitude(a, 256, 100, 64)
+    kept = first_a.copy()
+    first_b = sp.stft_magnitude(b, 256, 100, 64)   # another size: the padding past b's end is zero
+    np.testing.assert_array_equal(first_a, kept)
+    np.testing.assert_array_equal(sp.stft_magnitude(a, 256, 100, 64), first_a)
+    np.testing.assert_array_equal(sp.stft_magnitude(b[:4000], 256, 100, 64),
+                                  _stft_free(b[:4000], 256, 100, 64))
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(lambda v: sp.stft_magnitude(v, 256, 100, 64), [a, b] * 20))
+    for o, ref in zip(outs, [first_a, first_b] * 20, strict=True):
+        np.testing.assert_array_equal(o, ref)
+
+
+def _stft_free(x, fft, hop, frames):
+    """``stft_magnitude`` in a fresh thread (fresh buffers)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(sp.stft_magnitude, x, fft, hop, frames).result()

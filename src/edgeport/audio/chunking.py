@@ -60,20 +60,22 @@ def short_time_energy(x: np.ndarray, frame: int) -> np.ndarray:
 
 
 def energy_cumsum(x: np.ndarray) -> np.ndarray:
-    """Cumulative sum of squares with a leading 0 (float64): any window's energy in O(1)."""
-    return np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+    """Cumulative sum of squares with a leading 0 (float64): any window's energy in O(1).
+
+    Squared and summed in place in the one output array (a float32 sample's square is exact in float64)."""
+    out = np.empty(x.size + 1, np.float64)
+    out[0] = 0.0
+    np.square(x, out=out[1:], dtype=np.float64)
+    np.cumsum(out[1:], out=out[1:])
+    return out
 
 
-def salient_chunks(x: np.ndarray, chunk: int, k: int, *, overlap: float = 0.5,
-                   rng: np.random.Generator | None = None, cumsum: np.ndarray | None = None) -> np.ndarray:
-    """Up to ``k`` chunks with the highest short-time energy, at most half-overlapping each other.
-
-    A signal of at most one chunk gives that chunk padded. With ``rng`` the chunk grid is jittered, so
-    reopening a long file yields different (still salient) chunks. ``cumsum``: ``energy_cumsum(x)`` when
-    the caller keeps it (the decoded-audio cache does). Returns (n, chunk) float32.
-    """
+def salient_starts(x: np.ndarray, chunk: int, k: int, *, overlap: float = 0.5,
+                   rng: np.random.Generator | None = None, cumsum: np.ndarray | None = None) -> np.ndarray | None:
+    """First samples (sorted) of the chunks :func:`salient_chunks` returns, or None when ``x`` is at most one
+    chunk long (that chunk is then ``x`` padded)."""
     if x.size <= chunk:
-        return fit_length(x, chunk)[None, :].astype(np.float32)
+        return None
     step = max(1, round(chunk * (1.0 - overlap)))
     offset = int(rng.integers(0, step)) if rng is not None else 0
     starts = chunk_starts(x.size, chunk, overlap, offset)
@@ -89,7 +91,21 @@ def salient_chunks(x: np.ndarray, chunk: int, k: int, *, overlap: float = 0.5,
         if len(chosen) >= k:
             break
     chosen.sort()
-    return np.stack([x[starts[i]:starts[i] + chunk] for i in chosen]).astype(np.float32)
+    return starts[chosen]
+
+
+def salient_chunks(x: np.ndarray, chunk: int, k: int, *, overlap: float = 0.5,
+                   rng: np.random.Generator | None = None, cumsum: np.ndarray | None = None) -> np.ndarray:
+    """Up to ``k`` chunks with the highest short-time energy, at most half-overlapping each other.
+
+    A signal of at most one chunk gives that chunk padded. With ``rng`` the chunk grid is jittered, so
+    reopening a long file yields different (still salient) chunks. ``cumsum``: ``energy_cumsum(x)`` when
+    the caller keeps it (the decoded-audio cache does). Returns (n, chunk) float32.
+    """
+    starts = salient_starts(x, chunk, k, overlap=overlap, rng=rng, cumsum=cumsum)
+    if starts is None:
+        return fit_length(x, chunk)[None, :].astype(np.float32)
+    return np.stack([x[s:s + chunk] for s in starts]).astype(np.float32, copy=False)
 
 
 def rms(x: np.ndarray) -> float:

@@ -7,6 +7,7 @@ initialisation.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -39,13 +40,43 @@ def _window(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)  # periodic Hann
 
 
+_WORK = threading.local()
+
+
+def _stft_buffers(size: int, fft_length: int, hop: int, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's zero-padded signal and frame buffers for one STFT geometry, reused call after call.
+
+    Fresh arrays of this size (about 0.3 and 0.5 MB at the defaults) are served by the allocator as new
+    pages every time, and the page faults cost more than the transform itself. The padding of the signal
+    buffer stays zero: only ``size`` samples after the left padding are ever written."""
+    key = (size, fft_length, hop, n_frames)
+    if getattr(_WORK, "key", None) != key:
+        pad = fft_length // 2
+        _WORK.signal = np.zeros(max(size + 2 * pad, (n_frames - 1) * hop + fft_length), np.float32)
+        _WORK.frames = np.empty((n_frames, fft_length), np.float32)
+        _WORK.key = key
+    return _WORK.signal, _WORK.frames
+
+
 def stft_magnitude(x: np.ndarray, fft_length: int, hop: int, n_frames: int) -> np.ndarray:
-    """|STFT| (fft_length//2+1, n_frames), centred frames (zero padded), Hann window."""
+    """|STFT| (fft_length//2+1, n_frames) float32, centred frames (zero padded), Hann window.
+
+    The frames are a strided view of the padded signal (no gather), windowed in one multiply into a
+    reused buffer, and transformed in single precision by ``scipy.fft.rfft`` (several times faster than
+    ``numpy.fft`` on a (frames, fft_length) block, the same float32 rounding). Only the spectrum and its
+    magnitude are new arrays; the result is the transpose of a (frames, bins) array.
+    """
+    from numpy.lib.stride_tricks import as_strided
+    from scipy.fft import rfft
+
+    x = np.asarray(x)
+    signal, frames = _stft_buffers(x.size, fft_length, hop, n_frames)
     pad = fft_length // 2
-    xp = np.pad(x.astype(np.float32), (pad, pad + max(0, (n_frames - 1) * hop + fft_length - x.size - 2 * pad)))
-    idx = np.arange(fft_length)[None, :] + hop * np.arange(n_frames)[:, None]
-    frames = xp[idx] * _window(fft_length)[None, :]
-    return np.abs(np.fft.rfft(frames, axis=1)).T.astype(np.float32)
+    signal[pad:pad + x.size] = x.reshape(-1)
+    step = signal.strides[0]
+    np.multiply(as_strided(signal, (n_frames, fft_length), (hop * step, step), writeable=False),
+                _window(fft_length), out=frames)
+    return np.abs(rfft(frames, axis=1)).T
 
 
 @lru_cache(maxsize=8)

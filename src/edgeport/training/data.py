@@ -184,7 +184,7 @@ def load_file_chunks(task: tuple) -> tuple[np.ndarray | None, str | None]:
     """Worker job: (path, cfg_json, n_chunks, seed or None, max_duration[, CacheSpec or None]) ->
     (model inputs (n, ...), error). With a CacheSpec the decoded signal comes from this process's
     decoded-audio cache (edgeport.audio.cache); chunks and features are always computed afresh."""
-    from edgeport.audio.chunking import salient_chunks
+    from edgeport.audio.chunking import fit_length, salient_starts
     from edgeport.audio.io import AudioReadError
     from edgeport.families.audio.contract import load_audio, normalizes
     from edgeport.families.audio.frontends import features_from_chunk
@@ -204,8 +204,11 @@ def load_file_chunks(task: tuple) -> tuple[np.ndarray | None, str | None]:
     except AudioReadError as e:
         return None, str(e)
     rng = np.random.default_rng(seed) if seed is not None else None
-    chunks = salient_chunks(x, cfg.chunk_samples, n_chunks, rng=rng, cumsum=csum)
-    return np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32), None
+    n = cfg.chunk_samples
+    starts = salient_starts(x, n, n_chunks, rng=rng, cumsum=csum)
+    # the chunks as views of the signal (features_from_chunk copies what it reads): no per-file chunk copy
+    chunks = [fit_length(x, n)] if starts is None else [x[s:s + n] for s in starts]
+    return np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32, copy=False), None
 
 
 def make_executor(num_workers: int):
