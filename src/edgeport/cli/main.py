@@ -24,6 +24,7 @@ COMMANDS = {
     "predict": "edgeport.cli.predict",
     "tune": "edgeport.cli.tune",
     "ood": "edgeport.cli.ood",
+    "bench": "edgeport.cli.bench",
 }
 
 
