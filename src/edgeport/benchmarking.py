@@ -196,6 +196,10 @@ def _split_labels(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray],
     return arrays, arrays.pop(LABELS_KEY, None)
 
 
+def _rows(feeds: dict[str, np.ndarray]) -> int:
+    return int(next(iter(feeds.values())).shape[0])
+
+
 def _random_inputs(runner, rows: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {t.name: rng.standard_normal((rows, *[d or 1 for d in t.shape[1:]])).astype(t.dtype or "float32")
@@ -230,7 +234,7 @@ def _latency_ms(runner, feeds: dict[str, np.ndarray], rows: int, config: BenchCo
 def measure_latency(runner, feeds: dict[str, np.ndarray], config: BenchConfig) -> tuple[dict, list[str]]:
     """p50/p90/mean ms per call at batch 1 and at ``config.batch`` rows (the bench rows repeated as needed);
     a fixed-batch artifact is timed at its own batch, and says so."""
-    n = int(next(iter(feeds.values())).shape[0])
+    n = _rows(feeds)
     notes = []
     batch = config.batch
     if runner.fixed_batch and runner.fixed_batch != batch:
@@ -285,7 +289,8 @@ def _bench_one(entry: _Entry, inputs, ref_out, labels, ref_task, config: BenchCo
     try:
         row.size_bytes = path_size(entry.path)
         runner = open_runner(entry.runtime, entry.path, threads=config.threads)
-        got, failed = runner.run(inputs, batch_size=config.batch)
+        # every row in one call (as the export's golden run): dynamic INT8 quantizes per batch
+        got, failed = runner.run(inputs, batch_size=_rows(inputs))
         got, row.notes = _align(ref_out, got)
         cmp: Comparison = compare(ref_out, got, entry.gate, failed=failed)
         row.agreement, row.headline = cmp.to_dict(), cmp.headline()
@@ -360,11 +365,11 @@ def bench_folder(folder: Path | str, config: BenchConfig = BenchConfig()) -> Ben
     else:
         raise ConfigError(f"{folder} has no golden reference file: pass --reference MODEL (and --reference-inputs "
                           "FILE.npz) to say what the artifacts are compared with")
-    inputs_info["rows"] = int(next(iter(inputs.values())).shape[0])
+    inputs_info["rows"] = _rows(inputs)
     inputs_info["labels"] = None if labels is None else list(np.shape(labels))
 
     if reference_runner is not None:
-        ref_out, failed = reference_runner.run(inputs, batch_size=config.batch)
+        ref_out, failed = reference_runner.run(inputs, batch_size=_rows(inputs))
         if failed.any():
             raise SourceError(f"the reference {config.reference} failed on {int(failed.sum())} of {failed.size} "
                               "inputs; check that --reference-inputs has one array per reference input")
