@@ -289,15 +289,18 @@ def _bench_one(entry: _Entry, inputs, ref_out, labels, ref_task, config: BenchCo
     try:
         row.size_bytes = path_size(entry.path)
         runner = open_runner(entry.runtime, entry.path, threads=config.threads)
+        row.notes += _thread_notes(entry.runtime, config.threads)
         # every row in one call (as the export's golden run): dynamic INT8 quantizes per batch
         got, failed = runner.run(inputs, batch_size=_rows(inputs))
-        got, row.notes = _align(ref_out, got)
+        got, aligned = _align(ref_out, got)
+        row.notes += aligned
         cmp: Comparison = compare(ref_out, got, entry.gate, failed=failed)
         row.agreement, row.headline = cmp.to_dict(), cmp.headline()
         row.latency, notes = measure_latency(runner, inputs, config)
         row.notes += notes
-        row.task = _with_drop(task_metric(labels, {k: v[~failed] for k, v in got.items()}) if labels is not None
-                              and not failed.all() else None, ref_task)
+        ran = ~failed
+        row.task = _with_drop(task_metric(labels[ran], {k: v[ran] for k, v in got.items()}) if labels is not None
+                              and ran.any() else None, ref_task)
         if row.task is not None and failed.any():
             row.notes.append(f"task metric on the {int((~failed).sum())} rows that ran")
     except EdgeportError as e:
@@ -306,6 +309,20 @@ def _bench_one(entry: _Entry, inputs, ref_out, labels, ref_task, config: BenchCo
         row.error = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
         log.debug("bench %s failed", entry.name, exc_info=True)
     return row
+
+
+def _thread_notes(runtime: str, threads: int) -> list[str]:
+    """TensorFlow takes its thread count once per process: say so when it was set before this bench."""
+    if runtime != "tf":
+        return []
+    import tensorflow as tf
+
+    got = tf.config.threading.get_intra_op_parallelism_threads()
+    if got == threads:
+        return []
+    shown = "all cores" if got == 0 else str(got)
+    return [f"TensorFlow was initialised earlier in this process: it runs with {shown} intra-op threads, not "
+            f"{threads} (run edgeport bench in a fresh process)"]
 
 
 def _with_drop(task: dict | None, ref_task: dict | None) -> dict | None:
@@ -431,10 +448,18 @@ def bench_rows(result: BenchResult | dict) -> tuple[tuple[str, ...], list[tuple[
             _ms(lat, "batched", "p50_ms") + ("" if batched.get("batch", b) == b else f" @{batched['batch']}"),
             _ms(lat, "batched", "p90_ms"), _num(batched.get("per_row_ms"), ".4f"),
             _num(h.get("max_abs_diff"), ".2e"), _num(h.get("cosine_mean"), ".6f"), _num(h.get("top1_agreement"), ".3f"),
-            f"{task['metric']} {_num(task.get('value'), '.4f')}" if task else "n/a",
+            _task_text(task, a["role"]),
             result_text,
         ))
     return header, rows
+
+
+def _task_text(task: dict | None, role: str) -> str:
+    if not task:
+        return "n/a"
+    text = f"{task['metric']} {_num(task.get('value'), '.4f')}"
+    drop = task.get("drop_points")
+    return text if role == "reference" or drop is None else f"{text} (drop {drop:.2f} pt)"
 
 
 def format_bench_table(result: BenchResult | dict) -> str:
@@ -470,26 +495,33 @@ def bench_plot_png(result: BenchResult | dict) -> bytes:
     from matplotlib.ticker import FuncFormatter
 
     d = result.to_dict() if isinstance(result, BenchResult) else result
-    pts = [(a["name"], a["size_bytes"] / 1024, a["latency"]["batch_1"]["p50_ms"],
-            max((a.get("headline") or {}).get("max_abs_diff") or 0.0, 1e-9), a["role"])
-           for a in d["artifacts"] if not a.get("error") and a.get("latency") and a.get("size_bytes")]
+    ok = [a for a in d["artifacts"] if not a.get("error") and a.get("latency") and a.get("size_bytes")]
+    arts = [(a["name"], a["size_bytes"] / 1024, a["latency"]["batch_1"]["p50_ms"],
+             max((a.get("headline") or {}).get("max_abs_diff") or 0.0, 1e-9)) for a in ok if a["role"] == "artifact"]
     fig = _figure((11, 4.5))
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     fig.subplots_adjust(wspace=0.5)
-    if pts:
-        names, size, lat, diff, role = zip(*pts, strict=True)
+    for a in ok:
+        if a["role"] == "reference":  # the reference: a red star, no fidelity of its own
+            x, y = a["size_bytes"] / 1024, a["latency"]["batch_1"]["p50_ms"]
+            ax1.scatter([x], [y], marker="*", s=160, c="#b00020")
+            ax1.annotate(f"{a['name']} ({a['runtime']})", (x, y), textcoords="offset points", xytext=(5, 4),
+                         fontsize=8)
+    if arts:
+        names, size, lat, diff = zip(*arts, strict=True)
         norm = LogNorm(vmin=min(diff), vmax=max(max(diff), min(diff) * 10))
         sc = ax1.scatter(size, lat, c=diff, cmap="viridis_r", norm=norm, s=60, edgecolors="k")
         fig.colorbar(sc, ax=ax1, label="max abs diff vs reference")
-        ax2.scatter(size, diff, c=["#b00020" if r == "reference" else "#2b5f9e" for r in role], s=60)
+        ax2.scatter(size, diff, c="#2b5f9e", s=60)
         for n, x, y, z in zip(names, size, lat, diff, strict=True):
             ax1.annotate(n, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
             ax2.annotate(n, (x, z), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        for ax in (ax1, ax2):
-            ax.set_xscale("log")
-            for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
-                axis(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax2.set_yscale("log")
+    ax1.set_yscale("log")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+            axis(FuncFormatter(lambda v, _pos: f"{v:g}"))
     s = d["settings"]
     ax1.set_xlabel("size (KB)")
     ax1.set_ylabel(f"latency p50 at batch 1 (ms, {s['threads']} thread(s))")

@@ -135,3 +135,20 @@ def test_an_earlier_bench_needs_force_and_is_left_as_it_was(bench_export, benche
     assert main(["bench", str(bench_export), "--outdir", str(out), "--repeats", "2"]) == 2
     assert "holds an earlier bench" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_an_artifact_that_cannot_run_is_reported_and_the_others_are_benched(bench_export, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(bench_export / "geolike_int8.onnx", folder / "good.onnx")
+    (folder / "broken.tflite").write_bytes(b"not a flatbuffer")
+    code = main(["bench", str(folder), "--reference", str(bench_export / "geolike.onnx"), "--repeats", "2",
+                 "--no-plots"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    rows = {a["name"]: a for a in strict_load(folder / "bench.json")["artifacts"]}
+    assert "cannot load broken.tflite" in rows["broken.tflite"]["error"]
+    assert rows["broken.tflite"]["latency"] == {} and "broken.tflite: ai-edge-litert cannot load" in printed
+    assert rows["good.onnx"]["error"] is None and rows["good.onnx"]["latency"]["batch_1"]["p50_ms"] > 0
+    assert not (folder / "bench.png").exists()
+    assert "seeded N(0,1) inputs" in strict_load(folder / "bench.json")["inputs"]["source"]
