@@ -80,7 +80,13 @@ def _e(v) -> str:
 
 
 def _n(v, spec: str) -> str:
-    return "-" if v is None else format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else _e(v)
+    """A number in ``spec``; anything else (a hand-edited file) as text, never an exception."""
+    if v is None:
+        return "-"
+    try:
+        return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    except ValueError:
+        return str(v)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence], text_cols: int = 1) -> str:
@@ -147,8 +153,13 @@ def _gates(arts: list[dict]) -> str:
                          f"{c.get('op')} {_n(c.get('bound'), 'g')}", _status("passed" if c.get("passed") else "failed")))
         for note in (a.get("validation") or {}).get("not_judged") or []:
             rows.append((a.get("format"), note, "-", "-", ("NOT JUDGED", "")))
-    return _table(("artifact", "check", "measured", "gate", "result"), rows, text_cols=2) if rows else \
-        "<p>No gate checks recorded.</p>"
+    if not rows:
+        return "<p>No gate checks recorded.</p>"
+    table = _table(("artifact", "check", "measured", "gate", "result"), rows, text_cols=2)
+    failed = sum(r[-1][0] == "FAILED" for r in rows)
+    summary = f"{len(rows)} checks, {failed} failed"
+    return f"<p>{summary}.</p>{table}" if len(rows) <= 40 or failed else \
+        f"<details><summary>{summary} (show)</summary>{table}</details>"
 
 
 def _failures(arts: list[dict], bench: dict | None) -> list[str]:
