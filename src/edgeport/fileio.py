@@ -343,3 +343,20 @@ class OutputPlan:
 
     def __exit__(self, *exc) -> None:
         self.abort()
+
+
+def read_json(path: Path | str, what: str) -> dict:
+    """A JSON object edgeport wrote (strict: NaN / Infinity refused); one clear line otherwise."""
+    from edgeport.errors import SourceError
+
+    def refuse(name: str):
+        raise ValueError(f"non-standard constant {name}")
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=refuse)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise SourceError(f"{what} {path} is not readable JSON ({str(e).splitlines()[0][:200]}): rerun the "
+                          "command that wrote it") from None
+    if not isinstance(data, dict):
+        raise SourceError(f"{what} {path} holds {type(data).__name__}, not an object: rerun the command that wrote it")
+    return data

@@ -25,6 +25,7 @@ COMMANDS = {
     "predict": "edgeport.cli.predict",
     "tune": "edgeport.cli.tune",
     "ood": "edgeport.cli.ood",
+    "bench": "edgeport.cli.bench",
 }
 
 
