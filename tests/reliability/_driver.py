@@ -18,7 +18,7 @@ POINTS = {
     "export.savedmodel": ("edgeport.exporters._onnx2tf_compat", "convert", "before", 1),  # ONNX -> TF step
     "export.validate": ("edgeport.export", "open_runner", "before", 1),
     "export.second_format": ("edgeport.export", "_export_one", "before", 2),
-    "export.reports": ("edgeport.reporting.html", "write_report", "before", 1),
+    "export.reports": ("edgeport.reporting.folder", "render_folder_report", "before", 1),
     "export.commit": ("edgeport.fileio", "move_into_place", "before", 2),
     "train.epoch1": ("edgeport.training.data", "ChunkStream.batches", "before", 1),
     "train.epoch2": ("edgeport.training.data", "ChunkStream.batches", "before", 2),

@@ -116,3 +116,21 @@ def test_bench_report_renders_in_chromium(bench_export, tmp_path):
     subprocess.run([*_CHROMIUM, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
                     "--window-size=1400,3000", page.as_uri()], capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000
+
+
+def test_export_writes_the_folder_page_under_its_own_name(bench_export):
+    """export's report.html is the folder page, rendered in staging but naming the export folder."""
+    page = (bench_export / "report.html").read_text()
+    assert GENERATOR in page and "<h3>Export validation</h3>" in page
+    assert f">{bench_export}<" in page and ".edgeport-tmp" not in page
+    for a in json.loads((bench_export / "manifest.json").read_text())["artifacts"]:
+        assert f">{a['file']}<" in page
+
+
+def test_demo_writes_one_report_for_its_export_folders(bench_export, tmp_path):
+    from edgeport.cli.demo import _report
+
+    _copy(bench_export, tmp_path / "geo" / "exports")
+    _copy(bench_export, tmp_path / "audio" / "exports")
+    page = _report(("geo", "audio", "images"), tmp_path).read_text()  # no images folder: left out
+    assert page.count('<h2 id="f') == 2 and str(tmp_path / "audio" / "exports") in page

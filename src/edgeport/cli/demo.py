@@ -58,9 +58,25 @@ def run(args: argparse.Namespace) -> int:
 
         code = max(code, run_demo(out, seed=args.seed))
     code = max(code, _predict(args.parts, out))
+    report = _report(args.parts, out)
     verdict = "every artifact passed its gate" if code == 0 else "an artifact missed its gate (exit code 1)"
     print(f"\ndemo finished in {time.perf_counter() - t_start:.0f} s; {verdict}; everything is under {out}/")
+    if report is not None:
+        print(f"one report for every export: {report}")
     return code
+
+
+#: the export folder of each demo part
+EXPORT_FOLDERS = {"geo": ("geo", "exports"), "audio": ("audio", "exports"), "images": ("images", "deliverables")}
+
+
+def _report(parts, out: Path) -> Path | None:
+    """One report.html for every export folder the demo wrote."""
+    from edgeport.reporting.folder import write_folder_report
+
+    folders = [out.joinpath(*EXPORT_FOLDERS[p]) for p in EXPORT_FOLDERS if p in parts]
+    folders = [f for f in folders if (f / "manifest.json").is_file()]
+    return write_folder_report(*folders, out=out / "report.html", force=True) if folders else None
 
 
 #: the demo location of ``edgeport predict`` (lat, lon, week)

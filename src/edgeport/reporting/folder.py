@@ -236,11 +236,12 @@ def _section(view: dict, anchor: str, bench_override: tuple[dict, bytes | None] 
     manifest = view["manifest"] or {}
     bench, png = bench_override if bench_override is not None else (view["bench"], view["bench_png"])
     arts = _artifacts(view)
-    name = manifest.get("model_name") or view["folder"].name
+    shown = view.get("label", view["folder"])
+    name = manifest.get("model_name") or shown.name
     src = manifest.get("source") or {}
     verdict = ("" if not arts else "<p><b>All artifacts passed.</b></p>" if manifest.get("all_passed")
                else '<p class="failed">Some artifacts did not pass.</p>')
-    out = [f'<h2 id="{anchor}">{_e(name)} <span class="small">{_e(view["folder"])}</span></h2>']
+    out = [f'<h2 id="{anchor}">{_e(name)} <span class="small">{_e(shown)}</span></h2>']
     if manifest:
         out.append(f"<p>Source <code>{_e(src.get('path'))}</code> ({_e(src.get('framework'))}, family "
                    f"{_e(src.get('family'))}), sha256 <span class=\"small\">{_e(src.get('sha256'))}</span>. Reference "
@@ -267,12 +268,17 @@ def _section(view: dict, anchor: str, bench_override: tuple[dict, bytes | None] 
     return "".join(out)
 
 
-def render_folder_report(folders: Sequence[Path | str], *, bench: dict | None = None, title: str | None = None) -> str:
-    """One page for ``folders``. ``bench`` maps a folder to ``(bench dict, png bytes)`` not yet on disk."""
+def render_folder_report(folders: Sequence[Path | str], *, bench: dict | None = None, title: str | None = None,
+                         labels: Sequence[Path | str] | None = None) -> str:
+    """One page for ``folders``. ``bench`` maps a folder to ``(bench dict, png bytes)`` not yet on disk;
+    ``labels``: the folder paths the page shows, one per folder (an export renders its staging folder under
+    the export folder's name)."""
     given = {Path(k).resolve(): v for k, v in (bench or {}).items()}
     views = [load_folder(f, required=Path(f).resolve() not in given) for f in folders]
     if not views:
         raise SourceError("no folder given for the report")
+    for view, label in zip(views, labels or ()):
+        view["label"] = Path(label)
     if title is None:
         names = [(v["manifest"] or {}).get("model_name") or v["folder"].name for v in views]
         title = "edgeport report: " + ", ".join(names)

@@ -62,7 +62,8 @@ def write_outputs(result, config, into=None) -> None:
     staging folder) or the export folder."""
     from pathlib import Path
 
-    from edgeport.reporting.html import write_report
+    from edgeport.fileio import atomic_write_text
+    from edgeport.reporting.folder import REPORT, render_folder_report
 
     out = Path(into) if into is not None else result.outdir
     validation = {
@@ -82,5 +83,5 @@ def write_outputs(result, config, into=None) -> None:
     atomic_write_json(out / "validation.json", validation)
     manifest = build_manifest(result, config)
     atomic_write_json(out / "manifest.json", manifest)
-    write_report(out / "report.html", manifest)
-    result.files = {"manifest": out / "manifest.json", "validation": out / "validation.json", "report": out / "report.html"}
+    atomic_write_text(out / REPORT, render_folder_report([out], labels=[result.outdir]))
+    result.files = {"manifest": out / "manifest.json", "validation": out / "validation.json", "report": out / REPORT}

@@ -588,7 +588,8 @@ def _write_lists(src, cfg, pre, specs, outdir, per_precision, ood_files, options
 
 def _write_reports(result: HierarchyResult, src: HierarchySource, cfg: HierarchyConfig, options) -> None:
     from edgeport import __version__
-    from edgeport.reporting.html import write_report
+    from edgeport.fileio import atomic_write_text
+    from edgeport.reporting.folder import REPORT, render_folder_report
     from edgeport.reporting.manifest import framework_versions
 
     out = result.outdir
@@ -620,7 +621,7 @@ def _write_reports(result: HierarchyResult, src: HierarchySource, cfg: Hierarchy
         "versions": framework_versions(),
     }
     atomic_write_json(out / "manifest.json", manifest)
-    write_report(out / "report.html", manifest)
+    atomic_write_text(out / REPORT, render_folder_report([out]))
     result.files.update({"manifest": out / "manifest.json", "validation": out / "validation.json"})
 
 
