@@ -34,6 +34,8 @@ MANIFEST = "manifest.json"
 VALIDATION = "validation.json"
 REPORT = "report.html"
 _FLOAT_DTYPES = {"float32"}
+#: source framework -> the runtime that runs it as the reference (default: the runtime of that name)
+SOURCE_RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert"}
 #: rows of golden vectors kept in the export folder (the source's outputs once, an artifact's only where they
 #: differ from the source's beyond the gate's tolerance). Measured on the geo model at 12,012 species
 #: (benchmarks/results/export_geo.json): 5.4 MB for 76 MB of artifacts, folder 1.08x; 200 rows of inputs,
@@ -156,7 +158,8 @@ def resolve_formats(names: Sequence[str], handle: ModelHandle, *, calibration_av
         if fmt.needs_calibration and not calibration_available:
             raise ConfigError(
                 f"format '{name}' needs calibration data and this model's family does not say how to make it; "
-                "pass a data folder for calibration or choose a dynamic format (e.g. onnx_int8)"
+                "pass --calibration-inputs FILE.npz (one array per input), a data folder where the family has "
+                "one, or choose a dynamic format (e.g. onnx_int8)"
             )
         specs.append(fmt)
     return specs
@@ -360,7 +363,7 @@ def reference_feeds(handle: ModelHandle, config: ExportConfig, seed: int) -> Fee
 def _reference_runner(handle: ModelHandle, device: str):
     if handle.framework == "torch":
         return runner_class("torch").from_handle(handle, device=device)
-    return runner_class(handle.framework).from_handle(handle)
+    return runner_class(SOURCE_RUNTIMES.get(handle.framework, handle.framework)).from_handle(handle)
 
 
 def _resolve_device(device: str) -> str:
@@ -380,6 +383,10 @@ def export_handle(handle: ModelHandle, config: ExportConfig) -> ExportResult:
     apply_license(handle, config)
     if config.calibration_inputs is not None:
         handle.calibration_inputs = _feeds_file_reader(handle, Path(config.calibration_inputs), "--calibration-inputs")
+    elif config.reference_inputs is not None and handle.calibration_inputs is None:  # e.g. an ONNX source
+        handle.calibration_inputs = _feeds_file_reader(handle, Path(config.reference_inputs), "--reference-inputs")
+        handle.notes.setdefault("calibration_extra", {})["source"] = \
+            f"{config.reference_inputs} (--reference-inputs: calibrated on the rows it is validated on)"
     specs = resolve_formats(config.formats, handle, calibration_available=handle.calibration_inputs is not None)
     check_labels(handle)
     for fmt in specs:  # a --gate naming a metric this format does not have fails here, before work

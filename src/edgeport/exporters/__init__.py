@@ -16,7 +16,7 @@ from edgeport.registry import Registry
 FORMATS: Registry[FormatSpec] = Registry("format", UnsupportedFormatError)
 
 _ALL = frozenset({"torch", "keras", "onnx"})
-_FROM_GRAPH = frozenset({"torch", "keras"})
+_FROM_GRAPH = frozenset({"torch", "keras", "onnx"})  # onnx: through onnx2tf (exporters/tflite_onnx.py)
 
 for _spec in (
     FormatSpec("onnx", "onnx", "fp32", "", ".onnx", "onnxruntime", _ALL, description="ONNX FP32, dynamic batch"),
