@@ -160,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from edgeport.fileio import OutputPlan
     from edgeport.reporting import format_table
     from edgeport.sources import load_source
+    from edgeport.sources.inputs import parse_input_ranges
     from edgeport.sources.torch import parse_input_shapes
     from edgeport.validation.gates import check_gate_overrides, parse_gate_overrides
 
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         handle = load_source(
             source, factory=args.factory, wrapper=args.wrapper, trust_source=args.trust_source,
             input_shapes=parse_input_shapes(args.input_shape), output_names=tuple(args.output_names or ()),
-            name=name, model_config=args.model_config,
+            name=name, model_config=args.model_config, input_ranges=parse_input_ranges(args.input_range),
         )
         formats = _formats(args, handle.framework)
         keras_audio = handle.framework == "keras" and handle.family == "audio"
