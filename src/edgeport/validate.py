@@ -139,11 +139,13 @@ def _infer_onnx(path: Path) -> tuple[str, str]:
     import onnx
     from onnx import TensorProto
 
+    from edgeport.sources.onnx import all_graphs
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf raises several types
         raise SourceError(f"{path} is not a readable ONNX file ({type(e).__name__})") from None
-    graphs = list(_graphs(model.graph))
+    graphs = list(all_graphs(model.graph))
     ops = {n.op_type for g in graphs for n in g.node}
     inits = {i.name: i.data_type for g in graphs for i in g.initializer}
     int8 = {TensorProto.INT8, TensorProto.UINT8}
@@ -160,16 +162,6 @@ def _infer_onnx(path: Path) -> tuple[str, str]:
         return ("onnx_fp16_io" if fp16_io else "onnx_fp16"), \
             "ONNX with FP16 weights" + (" and FP16 inputs" if fp16_io else "")
     return "onnx", "ONNX with FP32 weights"
-
-
-def _graphs(graph):
-    yield graph
-    for n in graph.node:
-        for a in n.attribute:
-            if a.HasField("g"):
-                yield from _graphs(a.g)
-            for g in a.graphs:
-                yield from _graphs(g)
 
 
 def _infer_tflite(path: Path) -> tuple[str, str]:

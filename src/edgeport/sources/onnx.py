@@ -141,14 +141,15 @@ def _all_tensors(model):
     return walk(model.graph)
 
 
-def _all_graphs(graph):
+def all_graphs(graph):
+    """The graph and every subgraph (If / Loop / Scan bodies), depth first."""
     yield graph
     for node in graph.node:
         for a in node.attribute:
             if a.HasField("g"):
-                yield from _all_graphs(a.g)
+                yield from all_graphs(a.g)
             for g in a.graphs:
-                yield from _all_graphs(g)
+                yield from all_graphs(g)
 
 
 def _check_external_data(model, path: Path) -> None:
@@ -267,7 +268,7 @@ def fp16_to_fp32(model) -> dict:
             t.CopyFrom(numpy_helper.from_array(arr, t.name))
             tensors += 1
     types = casts = 0
-    for graph in _all_graphs(model.graph):
+    for graph in all_graphs(model.graph):
         for vi in (*graph.input, *graph.output, *graph.value_info):
             if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type == f16:
                 vi.type.tensor_type.elem_type = f32
@@ -304,7 +305,7 @@ def rename_colliding(model) -> dict[str, str]:
     graph = model.graph
     io = {v.name for v in (*graph.input, *graph.output)}
     names: set[str] = {i.name for i in graph.initializer} | io
-    for g in _all_graphs(graph):
+    for g in all_graphs(graph):
         for n in g.node:
             names.update(x for x in (*n.input, *n.output) if x)
         names.update(i.name for i in g.initializer)
@@ -323,7 +324,7 @@ def rename_colliding(model) -> dict[str, str]:
         taken.add(new)
         rename[old] = new
     seen_nodes: set[str] = set()
-    for g in _all_graphs(graph):
+    for g in all_graphs(graph):
         for i in g.initializer:
             i.name = rename.get(i.name, i.name)
         for vi in g.value_info:
