@@ -48,6 +48,7 @@ class ValidateConfig:
     wrapper: str | None = None
     trust_source: bool = False
     input_shapes: tuple[TensorSpec, ...] = ()
+    output_names: tuple[str, ...] = ()
     outdir: Path | None = None
     report_json: Path | None = None
     force: bool = False
@@ -245,6 +246,19 @@ def parse_gate_args(items: list[str] | None) -> tuple[str | None, dict]:
 # ----------------------------------------------------------------------------------------------- models
 
 
+def _is_torch(path: Path) -> bool:
+    from edgeport.sources.torch import CHECKPOINT_SUFFIXES
+
+    return Path(path).suffix.lower() in (*CHECKPOINT_SUFFIXES, ".pt2")
+
+
+def _source_kwargs(path: Path, config: ValidateConfig) -> dict:
+    """Loader options for one side: --factory / --wrapper / --output-names belong to a PyTorch file."""
+    torch_only = {"factory": config.factory, "wrapper": config.wrapper, "output_names": config.output_names}
+    return {"trust_source": config.trust_source, "input_shapes": config.input_shapes,
+            **(torch_only if _is_torch(path) else {})}
+
+
 def open_reference(path: Path, config: ValidateConfig):
     """(runner, handle) of the reference, loaded as a source (family inputs and all)."""
     from edgeport.export import _reference_runner, _resolve_device
@@ -259,8 +273,7 @@ def open_reference(path: Path, config: ValidateConfig):
 
         handle = load_saved_model(path, input_shapes=config.input_shapes, input_ranges=config.input_ranges)
     else:
-        handle = load_source(path, factory=config.factory, wrapper=config.wrapper, trust_source=config.trust_source,
-                             input_shapes=config.input_shapes, input_ranges=config.input_ranges)
+        handle = load_source(path, **_source_kwargs(path, config), input_ranges=config.input_ranges)
     if isinstance(handle.model, Runner):
         return handle.model, handle
     return _reference_runner(handle, _resolve_device(config.device)), handle
@@ -292,8 +305,7 @@ def open_artifact(path: Path, config: ValidateConfig):
         return load_tflite(path).model
     from edgeport.export import _reference_runner, _resolve_device
 
-    handle = load_source(path, factory=config.factory, wrapper=config.wrapper, trust_source=config.trust_source,
-                         input_shapes=config.input_shapes)
+    handle = load_source(path, **_source_kwargs(path, config))
     return _reference_runner(handle, _resolve_device(config.device))
 
 
@@ -384,6 +396,11 @@ def validate(artifact: str | Path, reference: str | Path, config: ValidateConfig
     with plan_files(config) as plan:
         if not artifact.exists():
             raise SourceError(f"artifact not found: {artifact}")
+        given = [f for f, v in (("--factory", config.factory), ("--wrapper", config.wrapper),
+                                ("--output-names", config.output_names)) if v]
+        if given and not (_is_torch(artifact) or _is_torch(reference)):
+            raise ConfigError(f"{', '.join(given)} apply to a PyTorch checkpoint or .pt2, and neither the artifact "
+                              "nor the reference is one; drop them")
         if config.gate is not None:
             fmt, why = config.gate, "chosen with --gate"
         else:

@@ -105,3 +105,37 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], (args, err)
         assert not out.exists()
+
+
+TINY_MODULE = '''
+import torch
+from torch import nn
+
+
+def build(width=16):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, width), nn.Tanh(), nn.Linear(width, 5))
+'''
+
+
+def test_pytorch_checkpoint_with_factory_against_its_onnx(tmp_path, monkeypatch, capsys):
+    import torch
+
+    (tmp_path / "tiny_user_model.py").write_text(TINY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import tiny_user_model
+
+    ckpt = tmp_path / "tiny.pt"
+    torch.save({"model_config": {"width": 16}, "model_state_dict": tiny_user_model.build(16).state_dict()}, ckpt)
+    src = ("--factory", "tiny_user_model:build", "--input-shape", "x=N,8", "--output-names", "y")
+    out = tmp_path / "exp"
+    assert main(["export", str(ckpt), *src, "--formats", "onnx", "onnx_int8",
+                 "--outdir", str(out)]) == 0
+    capsys.readouterr()
+    assert _validate(out / "tiny.onnx", "--reference", ckpt, *src, "--report-json", tmp_path / "v.json") == 0
+    data = strict_load(tmp_path / "v.json")
+    assert data["reference"]["notes"]["framework"] == "torch" and data["artifact"]["format"] == "onnx"
+    assert data["artifacts"]["onnx"]["outputs"]["y"]["max_abs_diff"] <= 1e-4
+    # the other way round: the checkpoint judged against its INT8 ONNX, with the FP32 gate it cannot meet
+    assert _validate(ckpt, "--reference", out / "tiny_int8.onnx", *src) == 1
+    assert "gate: fp32" in capsys.readouterr().out

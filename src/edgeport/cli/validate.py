@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="allow loading files that hold Python objects (pickle, Lambda layers)")
     m.add_argument("--input-shape", action="append", default=None, metavar="NAME=DIMS",
                    help="fix symbolic dimensions of a reference input, N for the batch (e.g. x=N,3,32,32)")
+    m.add_argument("--output-names", nargs="+", default=None, metavar="NAME",
+                   help="names of a PyTorch checkpoint's outputs (as given to export)")
     v = p.add_argument_group("reference inputs and gate")
     v.add_argument("--reference-inputs", type=Path, default=None, metavar="FILE.npz",
                    help="inputs to compare on: one array per input name (default: the reference family's set, "
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         reference_inputs=args.reference_inputs, input_ranges=parse_input_ranges(args.input_range),
         rows=args.reference_rows, seed=args.seed, gate=gate, gate_overrides=overrides, tol=args.tol,
         device=args.device, batch_size=args.batch_size, factory=args.factory, wrapper=args.wrapper,
-        trust_source=args.trust_source, input_shapes=parse_input_shapes(args.input_shape), outdir=args.outdir,
+        trust_source=args.trust_source, input_shapes=parse_input_shapes(args.input_shape),
+        output_names=tuple(args.output_names or ()), outdir=args.outdir,
         report_json=args.report_json, force=args.force, command_line=shlex.join(["edgeport", *sys.argv[1:]]),
     )
     result = validate(args.artifact, args.reference, config)

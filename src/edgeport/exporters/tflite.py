@@ -282,7 +282,7 @@ def _calibrate(q, data: bytes, samples: list, *, min_max: bool):
     """Activation ranges for ``q``. ai-edge-quantizer keeps a moving average (factor 0.95) of each sample's
     min/max, which narrows every range when samples are single rows; with ``min_max`` (ONNX sources) the
     ranges are the true min/max over all samples (measured on a batch-1 ONNX test model: logits cosine
-    0.944 with the moving average, 0.9987 with min/max)."""
+    0.944 with the moving average, 0.9987 with min/max; benchmarks/results/onnx_source.json)."""
     if not min_max:
         return q.calibrate({SIGNATURE: samples}, num_threads=1)
     from ai_edge_quantizer import calibrator
