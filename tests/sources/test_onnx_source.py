@@ -165,3 +165,23 @@ def test_not_an_onnx_file_and_missing_external_data_give_one_line_and_exit_2(tmp
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
         assert not out.exists()
+
+
+def test_tflite_is_refused_with_the_reason_when_names_cannot_be_tf_names(tmp_path, capsys):
+    import onnx
+
+    src = onnx_models.third_party_model(tmp_path / "m.onnx", batch=None, external=False)
+    model = onnx.load(str(src))
+    tf_style = {"a": "serving_default_a:0", "logits": "StatefulPartitionedCall:0"}  # as TF -> ONNX converters name
+    for v in (*model.graph.input, *model.graph.output):
+        v.name = tf_style.get(v.name, v.name)
+    for n in model.graph.node:
+        n.input[:] = [tf_style.get(x, x) for x in n.input]
+        n.output[:] = [tf_style.get(x, x) for x in n.output]
+    onnx.save(model, str(tmp_path / "tf_names.onnx"))
+    out = tmp_path / "out"
+    assert main(["export", str(tmp_path / "tf_names.onnx"), "--formats", "onnx", "tflite", "--outdir", str(out)]) == 1
+    arts, _ = _artifacts(out)
+    assert arts["onnx"]["status"] == "passed"  # the ONNX formats keep the names as they are
+    assert arts["tflite"]["status"] == "error" and "cannot be TF signature names" in arts["tflite"]["error"]
+    assert "serving_default_a:0" in arts["tflite"]["error"] and not (out / "tf_names.tflite").exists()

@@ -44,6 +44,7 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
         raise UnsupportedFormatError(
             f"SavedModel export from a '{handle.framework}' source is not implemented yet; supported: torch, onnx"
         )
+    _check_signature_names(handle)
     tf = _import_tf()
     import onnx
 
@@ -74,6 +75,21 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
     notes["versions"] = _versions()
     notes["seconds"] = round(time.perf_counter() - t0, 3)
     return notes
+
+
+#: what a TF signature accepts as an input or output name (TF cuts names at ":", e.g. ``x:0`` -> ``x``)
+TF_NAME = r"[A-Za-z0-9.][A-Za-z0-9_.\-/]*"
+
+
+def _check_signature_names(handle: ModelHandle) -> None:
+    """Refuse, before converting, names a SavedModel signature cannot carry (ONNX files converted from TF
+    often have ``serving_default_x:0``)."""
+    import re
+
+    bad = [n for n in (*handle.input_names, *handle.output_names) if not re.fullmatch(TF_NAME, n)]
+    if bad:
+        raise ConversionError(f"input/output names {bad} cannot be TF signature names (letters, digits, _ . - / "
+                              "only); rename them in the ONNX file to get TFLite / SavedModel artifacts")
 
 
 def _sample(handle: ModelHandle) -> dict[str, np.ndarray]:
