@@ -16,8 +16,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from edgeport.errors import ConfigError, SourceError
 from edgeport.sources.base import Feeds, ModelHandle, TensorSpec
 from edgeport.validation import Comparison, Gate, compare, gate_for
