@@ -186,7 +186,8 @@ def _infer_tflite(path: Path) -> tuple[str, str]:
             op = sg.Operators(k)
             if codes[op.OpcodeIndex()] in ("QUANTIZE", "DEQUANTIZE"):
                 continue
-            for t in [op.Inputs(j) for j in range(op.InputsLength())] + [op.Outputs(j) for j in range(op.OutputsLength())]:
+            tensors = [op.Inputs(j) for j in range(op.InputsLength())]
+            for t in tensors + [op.Outputs(j) for j in range(op.OutputsLength())]:
                 if t < 0:
                     continue
                 tensor = sg.Tensors(t)

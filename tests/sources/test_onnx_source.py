@@ -150,8 +150,9 @@ def test_input_range_shapes_the_random_reference_inputs(tmp_path, capsys):
     assert feeds["a"].shape == (50, 8) and feeds["a"].min() >= 2 and feeds["a"].max() <= 3
     assert feeds["b"].min() < 0  # N(0, 1) where no range is given
     assert np.array_equal(handle.reference_inputs(50, 0)["a"], feeds["a"])  # seeded
-    assert main(["export", str(src), "--formats", "onnx", "--input-range", "zz=0,1", "--outdir", str(tmp_path / "o")]) == 2
-    assert "zz" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    out = tmp_path / "o"
+    assert main(["export", str(src), "--formats", "onnx", "--input-range", "zz=0,1", "--outdir", str(out)]) == 2
+    assert "zz" in capsys.readouterr().err and not out.exists()
 
 
 def test_not_an_onnx_file_and_missing_external_data_give_one_line_and_exit_2(tmp_path, capsys):
