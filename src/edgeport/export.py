@@ -36,6 +36,8 @@ DEFAULT_FORMATS = ("onnx_fp16",)
 MANIFEST = "manifest.json"
 VALIDATION = "validation.json"
 REPORT = "report.html"
+#: source framework -> the runtime that runs it as the reference (default: the runtime of that name)
+SOURCE_RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert"}
 #: rows of golden vectors kept in the export folder (the source's outputs once, an artifact's only where they
 #: differ from the source's beyond the gate's tolerance). Measured on the geo model at 12,012 species
 #: (benchmarks/results/export_geo.json): 5.4 MB for 76 MB of artifacts, folder 1.08x; 200 rows of inputs,
@@ -158,7 +160,8 @@ def resolve_formats(names: Sequence[str], handle: ModelHandle, *, calibration_av
         if fmt.needs_calibration and not calibration_available:
             raise ConfigError(
                 f"format '{name}' needs calibration data and this model's family does not say how to make it; "
-                "pass a data folder for calibration or choose a dynamic format (e.g. onnx_int8)"
+                "pass --calibration-inputs FILE.npz (one array per input), a data folder where the family has "
+                "one, or choose a dynamic format (e.g. onnx_int8)"
             )
         specs.append(fmt)
     return specs
@@ -362,7 +365,7 @@ def reference_feeds(handle: ModelHandle, config: ExportConfig, seed: int) -> Fee
 def _reference_runner(handle: ModelHandle, device: str):
     if handle.framework == "torch":
         return runner_class("torch").from_handle(handle, device=device)
-    return runner_class(handle.framework).from_handle(handle)
+    return runner_class(SOURCE_RUNTIMES.get(handle.framework, handle.framework)).from_handle(handle)
 
 
 def _resolve_device(device: str) -> str:
@@ -382,6 +385,10 @@ def export_handle(handle: ModelHandle, config: ExportConfig) -> ExportResult:
     apply_license(handle, config)
     if config.calibration_inputs is not None:
         handle.calibration_inputs = _feeds_file_reader(handle, Path(config.calibration_inputs), "--calibration-inputs")
+    elif config.reference_inputs is not None and handle.calibration_inputs is None:  # e.g. an ONNX source
+        handle.calibration_inputs = _feeds_file_reader(handle, Path(config.reference_inputs), "--reference-inputs")
+        handle.notes.setdefault("calibration_extra", {})["source"] = \
+            f"{config.reference_inputs} (--reference-inputs: calibrated on the rows it is validated on)"
     specs = resolve_formats(config.formats, handle, calibration_available=handle.calibration_inputs is not None)
     check_labels(handle)
     for fmt in specs:  # a --gate naming a metric this format does not have fails here, before work
@@ -664,6 +671,7 @@ def export(
     trust_source: bool = False,
     input_shapes=(),
     output_names=(),
+    input_ranges=None,
     quantization: str = "ptq",
     export_onnx: bool = False,
     num_samples: int | None = None,
@@ -729,7 +737,7 @@ def export(
 
         handle = load_source(source, factory=factory, wrapper=wrapper, trust_source=trust_source,
                              input_shapes=tuple(input_shapes), output_names=tuple(output_names), name=name,
-                             model_config=model_config)
+                             model_config=model_config, input_ranges=input_ranges)
         audio = handle.framework == "keras" and handle.family == "audio"
         cfg = ExportConfig(
             formats=default_formats(handle.framework, formats=formats, quantization=quantization,

@@ -62,6 +62,9 @@ def add_source_arguments(p: argparse.ArgumentParser, default: str | None = None)
     g.add_argument("--input-shape", action="append", default=None, metavar="NAME=DIMS",
                    help="model input name and shape, N for the batch (e.g. input=N,3); repeat per input")
     g.add_argument("--output-names", nargs="+", default=None, metavar="NAME", help="names of the model outputs")
+    g.add_argument("--input-range", action="append", default=None, metavar="NAME=LO,HI",
+                   help="a model without a family's inputs (e.g. an .onnx) is validated on seeded random inputs: "
+                        "draw NAME uniformly in [LO, HI] instead of N(0,1); repeat per input")
     g.add_argument("--name", default=None, help="base name of the artifacts (default: the family's or the file's)")
 
 

@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from edgeport.export import export
     from edgeport.exporters import parse_gate_overrides
     from edgeport.reporting import format_table
+    from edgeport.sources.inputs import parse_input_ranges
     from edgeport.sources.torch import parse_input_shapes
 
     source = resolve_source(args, DEFAULT_CHECKPOINT)
@@ -130,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         source, formats=args.formats, outdir=args.outdir, data_path=args.data_path_train,
         model_config=args.model_config, output_path=args.output_path, name=args.name, factory=args.factory,
         wrapper=args.wrapper, trust_source=args.trust_source, input_shapes=parse_input_shapes(args.input_shape),
-        output_names=tuple(args.output_names or ()), quantization=args.quantization, export_onnx=args.export_onnx,
+        output_names=tuple(args.output_names or ()), input_ranges=parse_input_ranges(args.input_range),
+        quantization=args.quantization, export_onnx=args.export_onnx,
         num_samples=args.num_samples, validate_samples=args.validate_samples, snr_threshold=args.snr_threshold,
         calibration_samples=args.calibration_samples, reference_rows=args.reference_rows,
         gates=parse_gate_overrides(args.gate), min_cosine_sim=args.min_cosine_sim, report_json=args.report_json,

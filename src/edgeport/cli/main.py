@@ -19,6 +19,7 @@ from edgeport.errors import EdgeportError
 #: Subcommand name -> module under edgeport.cli. Each module is light to import.
 COMMANDS = {
     "export": "edgeport.cli.export",
+    "validate": "edgeport.cli.validate",
     "demo": "edgeport.cli.demo",
     "train": "edgeport.cli.train",
     "evaluate": "edgeport.cli.evaluate",

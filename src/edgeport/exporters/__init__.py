@@ -17,7 +17,7 @@ from edgeport.validation.gates import METRICS, Gate
 FORMATS: Registry[FormatSpec] = Registry("format", UnsupportedFormatError)
 
 _ALL = frozenset({"torch", "keras", "onnx"})
-_FROM_GRAPH = frozenset({"torch", "keras"})
+_FROM_GRAPH = frozenset({"torch", "keras", "onnx"})  # onnx: through onnx2tf (exporters/tflite.py)
 #: default gates (SPEC §2). FP32: the bound is the user's --tol (1e-4 by default). Every reduced-precision
 #: format keeps float32 inputs and outputs (seed 001's rule) unless --fp16-io asks for FP16 ones.
 _EXACT = Gate(max_abs_diff=1e-4, max_abs_diff_tol=True)

@@ -54,8 +54,10 @@ def offline_onnx2tf(workdir: Path) -> Iterator[object]:
         common_functions.download_test_image_data = saved[1]
 
 
-def convert(onnx_path: Path, out_dir: Path, workdir: Path) -> None:
-    """ONNX -> SavedModel with onnx2tf (signature defs on, builtin-friendly GELU)."""
+def convert(onnx_path: Path, out_dir: Path, workdir: Path, keep_layout: list[str] = ()) -> None:
+    """ONNX -> SavedModel with onnx2tf (signature defs on, builtin-friendly GELU); ``keep_layout`` names 3-5-D
+    inputs that keep their channels-first layout (onnx2tf makes them channels-last otherwise)."""
+    extra = {"keep_ncw_or_nchw_or_ncdhw_input_names": list(keep_layout)} if keep_layout else {}
     with offline_onnx2tf(workdir) as onnx2tf, _torch_compat.quiet():
         try:
             onnx2tf.convert(
@@ -65,6 +67,7 @@ def convert(onnx_path: Path, out_dir: Path, workdir: Path) -> None:
                 replace_to_pseudo_operators=["erf"],
                 non_verbose=True,
                 not_use_onnxsim=True,
+                **extra,
             )
         except SystemExit as e:  # onnx2tf calls sys.exit on some failures
             raise ConversionError(f"onnx2tf failed (exit {e.code})") from None

@@ -62,8 +62,9 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
     except BaseException:
         _remove(path)
         raise
-    notes["dynamic_batch"] = True
-    notes["fixed_batch"] = None
+    fixed = handle.notes.get("fixed_batch") if handle.framework == "onnx" else None  # an ONNX source's own batch
+    notes["dynamic_batch"] = fixed is None
+    notes["fixed_batch"] = fixed
     notes["seconds"] = round(time.perf_counter() - t0, 3)
     return notes
 
@@ -83,6 +84,7 @@ def source_onnx(handle: ModelHandle, options: ExportOptions, notes: dict | None 
         return model
     if handle.framework == "onnx" and handle.model is not None and hasattr(handle.model, "graph"):
         notes["route"] = "ONNX graph as given"  # an in-memory ModelProto (e.g. a disease head built with onnx.helper)
+        notes["opset"] = next((o.version for o in handle.model.opset_import if o.domain in ("", "ai.onnx")), None)
         return G.copy_model(handle.model)
     if handle.framework == "keras":
         from edgeport.exporters import onnx_keras
@@ -295,7 +297,7 @@ def _ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarr
     """Outputs of the ONNX file at ``path`` on ``feeds`` (the project's ONNX Runtime runner), as float64."""
     from edgeport.runtimes.onnxruntime import OrtRunner
 
-    return {k: np.asarray(v, np.float64) for k, v in OrtRunner.open(path).infer(feeds).items()}
+    return {k: np.asarray(v, np.float64) for k, v in OrtRunner.open(path).run(feeds)[0].items()}
 
 
 def default_static_op_types(handle: ModelHandle) -> tuple[str, ...]:

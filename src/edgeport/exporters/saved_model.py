@@ -40,10 +40,11 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
     t0 = time.perf_counter()
     if fmt.precision != "fp32":
         raise UnsupportedFormatError(f"SavedModel export has no precision '{fmt.precision}'")
-    if handle.framework != "torch":
+    if handle.framework not in ("torch", "onnx"):
         raise UnsupportedFormatError(
-            f"SavedModel export from a '{handle.framework}' source is not implemented yet; supported: torch"
+            f"SavedModel export from a '{handle.framework}' source is not implemented yet; supported: torch, onnx"
         )
+    _check_signature_names(handle)
     tf = _import_tf()
     import onnx
 
@@ -57,7 +58,9 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
             onnx.save_model(model, str(src))
             pristine = src.read_bytes()  # onnx2tf rewrites its input in place
             raw = tmp / "onnx2tf_out"
-            _onnx2tf_compat.convert(src, raw, tmp)
+            # an ONNX source keeps its input layout (onnx2tf would make 3-5-D inputs channels-last)
+            keep = [t.name for t in handle.inputs if len(t.shape) in (3, 4, 5)] if handle.framework == "onnx" else []
+            _onnx2tf_compat.convert(src, raw, tmp, keep_layout=keep)
             feeds = _sample(handle)
             expected = _run_onnx(pristine, feeds)
             _resign(tf, raw, path, handle, feeds, expected)
@@ -65,19 +68,38 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
         raise
-    notes["route"] = "torch.onnx.export(dynamo=True) -> onnx2tf -> tf.saved_model.save (named signature)"
+    first = "ONNX source" if handle.framework == "onnx" else "torch.onnx.export(dynamo=True)"
+    notes["route"] = f"{first} -> onnx2tf -> tf.saved_model.save (named signature)"
+    fixed = handle.notes.get("fixed_batch") if handle.framework == "onnx" else None
+    notes["dynamic_batch"], notes["fixed_batch"] = fixed is None, fixed
     notes["versions"] = package_versions(("torch", "onnx", "onnx2tf", "tensorflow-cpu", "tf_keras"))
     notes["seconds"] = round(time.perf_counter() - t0, 3)
     return notes
 
 
+#: what a TF signature accepts as an input or output name (TF cuts names at ":", e.g. ``x:0`` -> ``x``)
+TF_NAME = r"[A-Za-z0-9.][A-Za-z0-9_.\-/]*"
+
+
+def _check_signature_names(handle: ModelHandle) -> None:
+    """Refuse, before converting, names a SavedModel signature cannot carry (ONNX files converted from TF
+    often have ``serving_default_x:0``)."""
+    import re
+
+    bad = [n for n in (*handle.input_names, *handle.output_names) if not re.fullmatch(TF_NAME, n)]
+    if bad:
+        raise ConversionError(f"input/output names {bad} cannot be TF signature names (letters, digits, _ . - / "
+                              "only); rename them in the ONNX file to get TFLite / SavedModel artifacts")
+
+
 def _sample(handle: ModelHandle) -> dict[str, np.ndarray]:
+    rows = handle.notes.get("fixed_batch") or 5  # a fixed-batch ONNX source runs that many rows at once
     if handle.reference_inputs is not None:
-        feeds = handle.reference_inputs(5, 1)
+        feeds = handle.reference_inputs(rows, 1)
         if set(feeds) == set(handle.input_names):
             return {k: np.asarray(v) for k, v in feeds.items()}
     rng = np.random.default_rng(1)
-    return {t.name: rng.normal(size=t.example(5).shape).astype(t.dtype) for t in handle.inputs}
+    return {t.name: rng.normal(size=t.example(rows).shape).astype(t.dtype) for t in handle.inputs}
 
 
 def _run_onnx(data: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

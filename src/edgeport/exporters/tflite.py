@@ -1,5 +1,6 @@
-"""TFLite artifacts from PyTorch with a dynamic batch: torch -> ONNX (dynamo) -> onnx2tf SavedModel -> TFLite
-converter (builtin ops only), then ai-edge-quantizer for FP16/INT8 on that float flatbuffer.
+"""TFLite artifacts from PyTorch and ONNX sources with a dynamic batch: torch -> ONNX (dynamo) -> onnx2tf
+SavedModel -> TFLite converter (builtin ops only; an ONNX source enters at onnx2tf), then ai-edge-quantizer for
+FP16/INT8 on that float flatbuffer.
 
 Route chosen by measurement (docs/dev/tflite-route.md, ``benchmarks/tflite_batch_routes.py``): litert-torch
 0.10 with ``torch.export`` dynamic shapes fails on ``nn.Linear`` (jax lowering of a symbolic batch) or
@@ -30,6 +31,7 @@ SIGNATURE = C.SIGNATURE
 ROUTES = ("auto", "savedmodel", "litert-torch")
 ROUTE_SAVEDMODEL = "torch.onnx.export(dynamo) -> onnx2tf SavedModel -> TFLiteConverter (builtins)"
 ROUTE_LITERT = "litert-torch"
+ROUTE_ONNX = "ONNX source -> onnx2tf SavedModel -> TFLiteConverter (builtins)"
 VERSIONS = ("torch", "onnx2tf", "tensorflow-cpu", "litert-torch", "litert-converter", "ai-edge-quantizer",
             "ai-edge-litert")
 
@@ -57,9 +59,9 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
         from edgeport.exporters import tflite_keras
 
         return tflite_keras.export(handle, fmt=fmt, path=path, options=options)
-    if handle.framework != "torch":
+    if handle.framework not in ("torch", "onnx"):
         raise UnsupportedFormatError(
-            f"TFLite export from a '{handle.framework}' source is not implemented; supported: torch, keras"
+            f"TFLite export from a '{handle.framework}' source is not implemented; supported: torch, keras, onnx"
         )
     step = C.precision_step(PRECISIONS, fmt)
     notes: dict = {"format": fmt.name, "versions": package_versions(VERSIONS), "signature": SIGNATURE}
@@ -93,6 +95,9 @@ def float_flatbuffer(handle: ModelHandle, options: ExportOptions) -> tuple[bytes
         return cache[key]
     notes: dict = {}
     data = None
+    if handle.framework == "onnx":
+        cache[key] = _onnx_float_flatbuffer(handle, options)
+        return cache[key][0], dict(cache[key][1])
     if route in ("auto", "savedmodel"):
         t0 = time.perf_counter()
         try:
@@ -115,6 +120,27 @@ def float_flatbuffer(handle: ModelHandle, options: ExportOptions) -> tuple[bytes
                      float_convert_seconds=round(time.perf_counter() - t0, 3))
     cache[key] = (data, notes)
     return data, dict(notes)
+
+
+def _onnx_float_flatbuffer(handle: ModelHandle, options: ExportOptions) -> tuple[bytes, dict]:
+    """FP32 TFLite bytes of an ONNX source and their notes (``route``, ``dynamic_batch``, ``fixed_batch``)."""
+    if options.tflite_route == "litert-torch":
+        raise ConversionError("--tflite-route litert-torch converts PyTorch modules; an ONNX source goes through "
+                              "onnx2tf (--tflite-route auto or savedmodel)")
+    t0 = time.perf_counter()
+    try:
+        data = savedmodel_tflite(handle, options)
+    except ImportError as e:
+        raise ConversionError(f"TFLite from an ONNX source needs TensorFlow and onnx2tf ({e})") from e
+    except EdgeportError as e:
+        raise ConversionError(f"no TFLite artifact from this ONNX file: {e} (the ONNX formats do not depend on "
+                              "it)") from e
+    fixed = handle.notes.get("fixed_batch")
+    if fixed is None and not C.dynamic_batch(data):
+        raise ConversionError("the ONNX source has a symbolic batch but the converted TFLite model does not (no -1 "
+                              "in its shape signature)")
+    return data, {"route": ROUTE_ONNX, "dynamic_batch": fixed is None, "fixed_batch": fixed,
+                  "float_convert_seconds": round(time.perf_counter() - t0, 3)}
 
 
 def savedmodel_tflite(handle: ModelHandle, options: ExportOptions) -> bytes:

@@ -38,6 +38,8 @@ def batch_text(notes: dict | None) -> str | None:
     if notes.get("dynamic_batch") is True:
         return "dynamic batch (-1): any batch size"
     b = notes.get("fixed_batch")
+    if notes.get("dynamic_batch") is False and b and not str(notes.get("format")).startswith("tflite"):
+        return f"FIXED batch {b} (the source's): feed {b} row(s) per run (edgeport's runners do)"
     if notes.get("dynamic_batch") is False and b:
         return (f"FIXED batch {b}: a non-strict resize_tensor_input returns {b} row(s) for any n; resize with "
                 f"strict=True (refused) and feed {b} row(s) at a time (docs/export.md)")

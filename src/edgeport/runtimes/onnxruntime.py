@@ -22,6 +22,14 @@ _ORT_TYPES = {
 }
 
 
+def _options(ort, threads: int):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
 class OrtRunner(Runner):
     """Runs an ``.onnx`` file with ONNX Runtime's CPU provider. Feeds are cast to the model's input dtypes;
     FP16 outputs are returned as float32 (``output_dtypes`` keeps what the graph declares)."""
@@ -54,15 +62,21 @@ class OrtRunner(Runner):
         path = Path(path)
         if not path.is_file():
             raise SourceError(f"ONNX file not found: {path}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), sess_options=_options(ort, threads),
+                                           providers=["CPUExecutionProvider"])
         except Exception as e:
             raise SourceError(f"ONNX Runtime cannot load {path.name}: {str(e).splitlines()[0][:300]}") from e
         return cls(session, path)
+
+    @classmethod
+    def from_handle(cls, handle, *, threads: int = 2) -> OrtRunner:
+        """Run an ONNX source's in-memory graph (``handle.model``, a ModelProto with its weights loaded)."""
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(handle.model.SerializeToString(), sess_options=_options(ort, threads),
+                                       providers=["CPUExecutionProvider"])
+        return cls(session, handle.source_path)
 
     @property
     def input_dtypes(self) -> dict[str, str]:

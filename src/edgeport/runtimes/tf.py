@@ -36,7 +36,8 @@ class SavedModelRunner(Runner):
         self.output_names = tuple(n for n in names if n in outs)
         self.output_dtypes = {n: outs[n].dtype.name for n in self.output_names}
         self._row_shapes = {n: tuple(d or 1 for d in outs[n].shape.as_list()[1:]) for n in self.output_names}
-        self.fixed_batch = None
+        first = self.inputs[0].shape if self.inputs else ()
+        self.fixed_batch = int(first[0]) if first and first[0] is not None else None  # e.g. from a batch-1 ONNX
 
     @classmethod
     def open(cls, path: Path, *, signature: str = "serving_default", threads: int | None = None, **kwargs):
