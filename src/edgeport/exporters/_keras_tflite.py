@@ -101,10 +101,11 @@ def convert_float(handle: ModelHandle, work_dir: Path | None) -> bytes:
 
 
 def convert_ptq(handle: ModelHandle, samples: np.ndarray, work_dir: Path | None, *, per_tensor: bool = False,
-                float_layers: tuple[str, ...] = ()) -> bytes:
+                float_layers: tuple[str, ...] = (), float_only: tuple[str, ...] = ()) -> bytes:
     """The TFLite converter's own full-integer PTQ (seed 001): INT8 builtins, float32 I/O, calibrated on
     ``samples`` (one row per step). The ops of ``float_layers`` (and every op between the input and them)
-    stay float through the converter's QuantizationDebugger ``denylisted_nodes``."""
+    and of ``float_only`` (those ops alone) stay float through the converter's QuantizationDebugger
+    ``denylisted_nodes``."""
     tf = _tf()
     conv = converter(handle, work_dir)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -120,7 +121,7 @@ def convert_ptq(handle: ModelHandle, samples: np.ndarray, work_dir: Path | None,
     if per_tensor:
         conv._experimental_disable_per_channel = True
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    nodes = denylist_nodes(convert_float(handle, work_dir), float_layers)
+    nodes = denylist_nodes(convert_float(handle, work_dir), float_layers, only=float_only)
     try:
         with _torch_compat.quiet():
             debugger = tf.lite.experimental.QuantizationDebugger(
@@ -131,12 +132,14 @@ def convert_ptq(handle: ModelHandle, samples: np.ndarray, work_dir: Path | None,
         raise ConversionError(f"the TFLite converter failed: {type(e).__name__}: {_line(e)}") from e
 
 
-def denylist_nodes(float_data: bytes, layers: tuple[str, ...]) -> list[str]:
-    """Output tensor names of the ops of ``layers`` and of every op between the graph input and them."""
+def denylist_nodes(float_data: bytes, layers: tuple[str, ...], only: tuple[str, ...] = ()) -> list[str]:
+    """Output tensor names of the ops of ``layers`` and of every op between the graph input and them, and
+    of the ops of the ``only`` layers."""
     from edgeport.exporters.tflite import input_side_regexes
 
     rx = layer_regexes(layers)
     exact = input_side_regexes(float_data, rx)  # the ops in front (exact-name regexes)
+    rx = rx + layer_regexes(only)
     from ai_edge_litert import schema_py_generated as schema
 
     from edgeport.exporters.tflite import tflite_op_names
@@ -241,10 +244,12 @@ def _full_int8(data: bytes, handle: ModelHandle, options, notes: dict) -> bytes:
     kept = keep_float_layers(handle, float_frontend=float_frontend)
     if extra.get("int8_normalize") and not float_frontend:  # measurement only (benchmarks): the trap, in INT8
         kept = tuple(k for k in kept if k not in NORMALIZE_LAYERS)
-    notes.update({"float_frontend": float_frontend, "float_layers": list(kept), "int8_route": route})
+    notes.update({"float_frontend": float_frontend, "float_layers": list(kept), "int8_route": route,
+                  "fallback_float_layers": list(options.fallback_float)})
     if route == "converter":
         samples = handle.calibration_inputs(options.calibration_samples, 0)[handle.input_names[0]]
-        out = convert_ptq(handle, samples, options.work_dir, per_tensor=options.per_tensor, float_layers=kept)
+        out = convert_ptq(handle, samples, options.work_dir, per_tensor=options.per_tensor, float_layers=kept,
+                          float_only=tuple(options.fallback_float))
         notes["route"] += " + TFLite converter PTQ (float32 I/O; float layers via QuantizationDebugger denylist)"
     else:
         out = T.quantize_full_int8(data, handle, options, keep_regexes=layer_regexes(kept), notes=notes)

@@ -54,6 +54,9 @@ class ExportOptions:
     tflite_batch: int = 1
     tflite_route: str = "auto"  # PyTorch -> TFLite: auto | savedmodel (dynamic batch) | litert-torch (fixed batch)
     work_dir: Path | None = None
+    #: layers kept float on top of the defaults, without the ops in front of them (the auto-fallback's choice,
+    #: exporters/fallback.py): Keras layer names, torch module paths or ONNX node names
+    fallback_float: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
