@@ -4,8 +4,8 @@ For every op of the quantized graph whose output has a counterpart in the float 
 reference inputs: the SQNR (dB) of the quantized model's tensor against the float model's, its RMSE and
 RMSE over the tensor's quantization scale, and ``loss_db``: how much SQNR the op loses against the worst
 of its activation inputs. Errors accumulate along the graph, so every op after a damaging one reads a
-poor SQNR too; ``loss_db`` names the op where the damage starts, and rows are ranked by it (worst first),
-then by SQNR.
+poor SQNR too; ``loss_db`` names the op where the damage starts (inputs cleaner than 8 bits count as an
+ideal 8-bit signal, ``INT8_SQNR_DB``), and rows are ranked by it (worst first), then by SQNR.
 
 - TFLite (``tflite_per_layer``): any pair of ``.tflite`` files, both run in the LiteRT interpreter with
   ``experimental_preserve_all_tensors=True``; tensors are matched by name, through QUANTIZE / DEQUANTIZE,
@@ -29,12 +29,16 @@ import numpy as np
 
 from edgeport.errors import SourceError
 from edgeport.sources.base import Feeds
-from edgeport.validation.metrics import SQNR_CAP_DB, sqnr_db
+from edgeport.validation.metrics import sqnr_db
 
 TFLITE_TOOL = "ai-edge-litert Interpreter(experimental_preserve_all_tensors=True), float vs quantized .tflite"
 ONNX_TOOL = "onnxruntime.quantization.qdq_loss_debug against the FP32 ONNX"
 #: ops that only move data between float and INT8: not layers of their own
 _CONVERSION_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "QuantizeLinear", "DequantizeLinear"})
+#: SQNR of an ideal 8-bit quantizer on a full-range signal (6.02 b + 1.76 dB): an input cleaner than 8 bits
+#: can carry (a float graph input, a float encoding) counts as this, so that the first quantized tensor is
+#: not charged for the rounding every INT8 tensor pays
+INT8_SQNR_DB = 6.02 * 8 + 1.76
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ def _rank(tensors: list[_Tensor], layer_of) -> list[LayerRow]:
         if t.op in _CONVERSION_OPS:
             continue
         ins = [sqnr[i] for i in t.inputs if i in sqnr]
-        in_db = min(ins) if ins else SQNR_CAP_DB
+        in_db = min([*ins, INT8_SQNR_DB])
         diff = np.asarray(t.ref, np.float64) - np.asarray(t.quant, np.float64)
         rmse = float(np.sqrt(np.mean(diff**2))) if diff.size else 0.0
         rows.append(LayerRow(
