@@ -144,3 +144,24 @@ def test_missing_input_is_refused(keras_pair):
     _, q, f = keras_pair
     with pytest.raises(SourceError, match=r"lack \['x'\]"):
         per_layer(q, f, {"y": np.zeros((2, 16), np.float32)})
+
+
+def test_quantization_debugger_route_on_keras(keras_pair):
+    """TF's QuantizationDebugger (Keras route: it needs the converter) judges each op against the float op fed
+    the same dequantized inputs. Its tensors are the interpreter report's; it reads the hostile layer's TANH
+    as a clean op (its input was already rounded), where the accumulated figure shows the damage: why the
+    fallback ranks with the interpreter report (docs/per-layer.md)."""
+    from edgeport.validation.per_layer import tflite_debugger_report
+
+    handle, q, f = keras_pair
+    feeds = hostile.feeds(32, 7)
+    dbg = tflite_debugger_report(handle, hostile.feeds(128, 0)["x"], feeds)
+    assert "QuantizationDebugger" in dbg.tool and dbg.input_rows == 32
+    assert all(r.scale and r.scale > 0 and r.op in ("FULLY_CONNECTED", "TANH") for r in dbg.rows)
+    acc = per_layer(q, f, feeds, layers=["d1", "hostile", "d3", "logits"])
+    names = {r.tensor for r in acc.rows}
+    assert {r.tensor for r in dbg.rows if r.tensor.startswith("functional")} <= names
+    own = next(r for r in dbg.rows if r.op == "TANH")
+    accumulated = next(r for r in acc.rows if r.tensor == own.tensor)
+    assert own.layer == accumulated.layer == "hostile"
+    assert own.sqnr_db > 30 > 10 > accumulated.sqnr_db

@@ -107,6 +107,22 @@ def convert_ptq(handle: ModelHandle, samples: np.ndarray, work_dir: Path | None,
     and of ``float_only`` (those ops alone) stay float through the converter's QuantizationDebugger
     ``denylisted_nodes``."""
     tf = _tf()
+    conv = ptq_converter(handle, samples, work_dir, per_tensor=per_tensor)
+    nodes = denylist_nodes(convert_float(handle, work_dir), float_layers, only=float_only)
+    try:
+        with _torch_compat.quiet():
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=conv, debug_dataset=lambda: iter(()),
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes))
+            return bytes(debugger.get_nondebug_quantized_model())
+    except Exception as e:
+        raise ConversionError(f"the TFLite converter failed: {type(e).__name__}: {_line(e)}") from e
+
+
+def ptq_converter(handle: ModelHandle, samples: np.ndarray, work_dir: Path | None, *, per_tensor: bool = False):
+    """The converter set up for full-integer PTQ (INT8 builtins, float32 I/O, ``samples`` one row per step):
+    what ``convert_ptq`` and the per-layer QuantizationDebugger report (validation/per_layer.py) start from."""
+    tf = _tf()
     conv = converter(handle, work_dir)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.inference_input_type = tf.float32
@@ -121,15 +137,7 @@ def convert_ptq(handle: ModelHandle, samples: np.ndarray, work_dir: Path | None,
     if per_tensor:
         conv._experimental_disable_per_channel = True
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    nodes = denylist_nodes(convert_float(handle, work_dir), float_layers, only=float_only)
-    try:
-        with _torch_compat.quiet():
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=conv, debug_dataset=lambda: iter(()),
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes))
-            return bytes(debugger.get_nondebug_quantized_model())
-    except Exception as e:
-        raise ConversionError(f"the TFLite converter failed: {type(e).__name__}: {_line(e)}") from e
+    return conv
 
 
 def denylist_nodes(float_data: bytes, layers: tuple[str, ...], only: tuple[str, ...] = ()) -> list[str]:

@@ -327,6 +327,74 @@ def tflite_per_layer(quantized: Path | bytes, float_model: Path | bytes, feeds: 
     return report
 
 
+DEBUGGER_TOOL = "tf.lite.experimental.QuantizationDebugger (each op against its float op on the same dequantized inputs)"
+
+
+def tflite_debugger_report(handle, samples: np.ndarray, feeds: Feeds, *, per_tensor: bool = False,
+                           float_layers: tuple[str, ...] = ()) -> PerLayerReport:
+    """TensorFlow's QuantizationDebugger on the Keras route (it needs the converter and the representative
+    dataset, which only that route has): each quantized op's output against the float op fed the same
+    dequantized inputs, so each figure is the op's own error, not the error accumulated in front of it
+    (``input_sqnr_db`` is the ideal 8-bit figure and ``loss_db`` what the op loses below it).
+    ``float_layers`` stay float as in the artifact (``_keras_tflite.denylist_nodes``)."""
+    import tensorflow as tf
+
+    from edgeport.exporters import _keras_tflite as K
+
+    conv = K.ptq_converter(handle, samples, None, per_tensor=per_tensor)
+    nodes = K.denylist_nodes(K.convert_float(handle, None), tuple(float_layers))
+    name = handle.input_names[0]
+
+    def data():
+        for row in np.asarray(feeds[name], np.float32):
+            yield [row[None]]
+
+    def deq(q, scale, zero):
+        return (np.asarray(q, np.float64) - zero) * scale
+
+    metrics = {  # sums per example: their means over examples give the aggregate SQNR and RMSE exactly
+        "signal": lambda f, q, s, z: float(np.sum(np.asarray(f, np.float64) ** 2)),
+        "noise": lambda f, q, s, z: float(np.sum((np.asarray(f, np.float64) - deq(q, s, z)) ** 2)),
+        "elements": lambda f, q, s, z: float(np.size(f)),
+        "scale": lambda f, q, s, z: float(s),
+    }
+    opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes, layer_direct_compare_metrics=metrics)
+    from edgeport.exporters import _torch_compat
+
+    with _torch_compat.quiet():
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=data, debug_options=opts)
+        debugger.run()
+    namer = layer_namer([layer.name for layer in getattr(handle.model, "layers", [])])
+    fdata = K.convert_float(handle, None)
+    fops, _ = _tflite_graph(fdata)
+    from ai_edge_litert.interpreter import Interpreter
+
+    fnames = {int(d["index"]): d["name"] for d in Interpreter(model_content=fdata).get_tensor_details()}
+    op_of = {fnames[t]: code for code, _, outs in fops for t in outs}
+    rows = []
+    for key, st in debugger.layer_statistics.items():
+        # "NumericVerify/<tensor><digit>:<index>": the debugger's own naming, undone as its code does
+        tensor = re.sub(r"^NumericVerify/", "", key.rsplit(":", 1)[0])
+        tensor = tensor[:-1] if tensor and tensor[-1].isdigit() and tensor[:-1] in op_of else tensor
+        sqnr = sqnr_from_sums(st["signal"], st["noise"])
+        rmse = float(np.sqrt(st["noise"] / max(st["elements"], 1.0)))
+        rows.append(LayerRow(tensor=tensor, op=op_of.get(tensor, "?"), layer=namer(tensor), quantized=True, sqnr_db=sqnr, rmse=rmse,
+                             scale=float(st["scale"]), rmse_over_scale=rmse / st["scale"] if st["scale"] else None,
+                             input_sqnr_db=INT8_SQNR_DB, loss_db=max(0.0, INT8_SQNR_DB - sqnr)))
+    rows.sort(key=lambda r: (-r.loss_db, r.sqnr_db))
+    return PerLayerReport(artifact=f"{handle.name} (converter PTQ, debug model)", reference=f"{handle.name} (float ops)",
+                          backend="tflite", tool=DEBUGGER_TOOL, input_rows=_rows_of(feeds), rows=rows)
+
+
+def sqnr_from_sums(signal: float, noise: float) -> float:
+    """``sqnr_db`` from sums of squares (capped the same way)."""
+    from edgeport.validation.metrics import SQNR_CAP_DB
+
+    if noise <= 1e-12:
+        return SQNR_CAP_DB
+    return float(min(SQNR_CAP_DB, 10.0 * np.log10(max(signal, 1e-12) / noise)))
+
+
 # ----------------------------------------------------------------------------------------------- ONNX
 
 
