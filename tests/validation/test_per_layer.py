@@ -165,3 +165,22 @@ def test_quantization_debugger_route_on_keras(keras_pair):
     accumulated = next(r for r in acc.rows if r.tensor == own.tensor)
     assert own.layer == accumulated.layer == "hostile"
     assert own.sqnr_db > 30 > 10 > accumulated.sqnr_db
+
+
+@pytest.mark.parametrize("fmt_name, float_name, make", [
+    ("tflite_int8", "tflite", "keras_hostile_handle"),
+    ("onnx_int8", "onnx", "torch_hostile_handle"),
+])
+def test_dynamic_range_artifacts_are_reported(tmp_path, fmt_name, float_name, make):
+    """INT8 weights, float activations: every op is matched by name, weight-bearing ops count as quantized."""
+    if make.startswith("torch"):
+        pytest.importorskip("torch")
+    handle = getattr(hostile, make)()
+    ext = FORMATS.get(fmt_name).extension
+    q, f = _export(handle, fmt_name, tmp_path / f"q{ext}"), _export(handle, float_name, tmp_path / f"f{ext}")
+    rep = per_layer(q, f, hostile.feeds(32, 1), layers=[layer.name for layer in getattr(handle.model, "layers", [])])
+    assert not rep.unmatched and rep.rows
+    quantized = [r for r in rep.rows if r.quantized]
+    assert quantized and all(r.op in ("FULLY_CONNECTED", "Gemm", "MatMul") for r in quantized)
+    assert all(r.scale is None and r.sqnr_db < 300 for r in quantized)  # float activations: no INT8 scale
+    assert rep.layers() == list(dict.fromkeys(r.layer for r in quantized))

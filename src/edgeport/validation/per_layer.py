@@ -48,7 +48,7 @@ class LayerRow:
     tensor: str
     op: str
     layer: str
-    quantized: bool  # the tensor is INT8 (TFLite) or passes a QuantizeLinear/DequantizeLinear pair (ONNX)
+    quantized: bool  # INT8 tensor or a QDQ pair on it or its inputs, or INT8 weights (dynamic-range formats)
     sqnr_db: float
     rmse: float
     scale: float | None
@@ -250,8 +250,8 @@ def _tflite_tensors(data: bytes, feeds: Feeds) -> dict[int, np.ndarray]:
             except ValueError:  # a tensor with no data (e.g. an optional bias slot)
                 continue
             scale, zero = d["quantization"]
-            v = (v.astype(np.float64) - zero) * scale if np.issubdtype(v.dtype, np.integer) and scale else \
-                np.asarray(v, np.float64)
+            v = ((v.astype(np.float32) - zero) * scale).astype(np.float32) if np.issubdtype(v.dtype, np.integer) \
+                and scale else np.asarray(v, np.float32)
             if v.ndim and v.shape[0] == step and step != m:
                 v = v[:m]
             parts.setdefault(int(d["index"]), []).append(np.array(v, copy=True))
@@ -308,10 +308,11 @@ def tflite_per_layer(quantized: Path | bytes, float_model: Path | bytes, feeds: 
                 unmatched.append(qdet[t]["name"])
                 continue
             scale = float(qdet[t]["quantization"][0]) or None
+            int_weights = any(np.issubdtype(qdet[i]["dtype"], np.integer) for i in ins if i in qconst)
             tensors.append(_Tensor(
                 name=qdet[t]["name"], op=code, quant=qvals[t], ref=fvals[f],
                 inputs=[qdet[i]["name"] for i in ins if i >= 0 and i not in qconst],
-                quantized=np.issubdtype(qdet[t]["dtype"], np.integer), scale=scale,
+                quantized=np.issubdtype(qdet[t]["dtype"], np.integer) or int_weights, scale=scale,
             ))
     # graph inputs (float I/O): exact, the reference for the first ops
     for t, f in match.items():
@@ -419,6 +420,12 @@ def onnx_per_layer(quantized: Path, float_model: Path, feeds: Feeds, *, layers: 
     scales = _qdq_scales(qmodel)
     wsqnr = {k: sqnr_db(v["float"], v["dequantized"]) for k, v in weights.items()}
     inits = {i.name for i in fmodel.graph.initializer}
+    # weights ONNX Runtime quantized (static and dynamic alike): "<w>_quantized", or "<w>__T_<node>_quantized"
+    # for the Gemm weights edgeport's dynamic INT8 transposes first (exporters/onnx.gemm_to_matmul)
+    qinits = [i.name for i in qmodel.graph.initializer if i.name.endswith("_quantized")]
+
+    def int8_weights(node) -> bool:
+        return any(q == f"{i}_quantized" or q.startswith(f"{i}__T_") for i in node.input if i in inits for q in qinits)
     for i, x in enumerate(fmodel.graph.input):  # graph inputs: float values are the feeds
         fa.setdefault(x.name, np.ravel(np.asarray(feeds[x.name], np.float64)))
 
@@ -450,7 +457,7 @@ def onnx_per_layer(quantized: Path, float_model: Path, feeds: Feeds, *, layers: 
             tensors.append(_Tensor(
                 name=t, op=node.op_type, quant=q, ref=fa[t],
                 inputs=[i for i in node.input if i and i not in inits],
-                quantized=t in scales or any(i in scales for i in node.input if i not in inits),
+                quantized=t in scales or any(i in scales for i in node.input if i not in inits) or int8_weights(node),
                 scale=scales.get(t), local_sqnr_db=local, weight_sqnr_db=min(w) if w else None,
             ))
     namer = _onnx_layer_namer(fmodel, layers)
