@@ -42,9 +42,9 @@ def _rows(report, n: int = TOP) -> list[dict]:
 
 
 def audio(root: Path, rows: int) -> dict:
+    import convert_audio
     import numpy as np
 
-    import convert_audio
     from edgeport.exporters import FORMATS, ExportOptions, get_exporter
     from edgeport.runtimes import open_runner, runner_class
     from edgeport.sources import load_source

@@ -88,7 +88,7 @@ def test_tflite_figures_match_numpy(keras_pair):
 
 
 def test_onnx_report_ranks_the_hostile_linear_worst(torch_pair):
-    handle, q, f = torch_pair
+    _, q, f = torch_pair
     rep = per_layer(q, f, hostile.feeds(64, 7))
     assert rep.backend == "onnx" and "qdq_loss_debug" in rep.tool
     assert rep.layers()[0] == "hostile.fc_out", rep.table()
@@ -164,7 +164,7 @@ def test_quantization_debugger_route_on_keras(keras_pair):
     own = next(r for r in dbg.rows if r.op == "TANH")
     accumulated = next(r for r in acc.rows if r.tensor == own.tensor)
     assert own.layer == accumulated.layer == "hostile"
-    assert own.sqnr_db > 30 > 10 > accumulated.sqnr_db
+    assert own.sqnr_db > 30 and accumulated.sqnr_db < 10
 
 
 @pytest.mark.parametrize("fmt_name, float_name, make", [

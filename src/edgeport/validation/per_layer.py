@@ -103,8 +103,9 @@ class PerLayerReport:
         rows = [(r.layer, r.op, "int8" if r.quantized else "float", f"{r.sqnr_db:.1f}", f"{r.loss_db:.1f}",
                  "-" if r.rmse_over_scale is None else f"{r.rmse_over_scale:.3g}", _short(r.tensor))
                 for r in shown]
-        out = [f"per-layer error of {Path(self.artifact).name} against {Path(self.reference).name} "
-               f"({self.input_rows} input rows; {self.tool})", *columns(header, rows)]
+        title = (f"per-layer error of {Path(self.artifact).name} against {Path(self.reference).name} "
+                 f"({self.input_rows} input rows; {self.tool})")
+        out = [title, *columns(header, rows)]
         if limit is not None and len(self.rows) > limit:
             out.append(f"  ... {len(self.rows) - limit} more ops (JSON has all)")
         return "\n".join(out)
