@@ -141,14 +141,28 @@ class _Tensor:
     weight_sqnr_db: float | None = None
 
 
-def _rank(tensors: list[_Tensor], layer_of) -> list[LayerRow]:
-    """Figures per tensor, ``loss_db`` against the worst input, worst first."""
+def _rank(tensors: list[_Tensor], layer_of, graph: dict[str, list[str]] | None = None) -> list[LayerRow]:
+    """Figures per tensor, ``loss_db`` against the worst input, worst first. ``graph`` (tensor -> the
+    activation inputs of the op writing it, for every op) lets an input without a counterpart of its own
+    (a tensor the quantizer fused away) take the figure of the nearest ancestors that have one."""
     sqnr = {t.name: sqnr_db(t.ref, t.quant) for t in tensors}
+    graph = graph or {}
+    memo: dict[str, list[float]] = {}
+
+    def figures(name: str, depth: int = 0) -> list[float]:
+        if name in sqnr:
+            return [sqnr[name]]
+        if name not in memo:
+            memo[name] = []  # cycles and long chains end here
+            if depth < 64:
+                memo[name] = [v for i in graph.get(name, []) for v in figures(i, depth + 1)]
+        return memo[name]
+
     rows = []
     for t in tensors:
         if t.op in _CONVERSION_OPS:
             continue
-        ins = [sqnr[i] for i in t.inputs if i in sqnr]
+        ins = [v for i in t.inputs for v in figures(i)]
         in_db = min([*ins, INT8_SQNR_DB])
         diff = np.asarray(t.ref, np.float64) - np.asarray(t.quant, np.float64)
         rmse = float(np.sqrt(np.mean(diff**2))) if diff.size else 0.0
@@ -320,11 +334,13 @@ def tflite_per_layer(quantized: Path | bytes, float_model: Path | bytes, feeds: 
         if not any(t in outs for _, _, outs in qops) and t in qvals and f in fvals:
             tensors.insert(0, _Tensor(qdet[t]["name"], "INPUT", qvals[t], fvals[f], [], False, None))
     known = list(layers) or []
+    graph = {qdet[t]["name"]: [qdet[i]["name"] for i in ins if i >= 0 and i not in qconst]
+             for _, ins, outs in qops for t in outs}
     report = PerLayerReport(
         artifact=str(quantized) if isinstance(quantized, (str, Path)) else "<quantized bytes>",
         reference=str(float_model) if isinstance(float_model, (str, Path)) else "<float bytes>",
         backend="tflite", tool=TFLITE_TOOL, input_rows=_rows_of(feeds),
-        rows=[r for r in _rank(tensors, layer_namer(known)) if r.op != "INPUT"], unmatched=unmatched,
+        rows=[r for r in _rank(tensors, layer_namer(known), graph) if r.op != "INPUT"], unmatched=unmatched,
     )
     return report
 
@@ -462,9 +478,11 @@ def onnx_per_layer(quantized: Path, float_model: Path, feeds: Feeds, *, layers: 
                 scale=scales.get(t), local_sqnr_db=local, weight_sqnr_db=min(w) if w else None,
             ))
     namer = _onnx_layer_namer(fmodel, layers)
+    graph = {t: [i for i in n.input if i and i not in inits] for n in fmodel.graph.node for t in n.output}
     return PerLayerReport(
         artifact=str(quantized), reference=str(float_model), backend="onnx", tool=ONNX_TOOL,
-        input_rows=_rows_of(feeds), rows=[r for r in _rank(tensors, namer) if r.op != "INPUT"], unmatched=unmatched,
+        input_rows=_rows_of(feeds), rows=[r for r in _rank(tensors, namer, graph) if r.op != "INPUT"],
+        unmatched=unmatched,
     )
 
 
