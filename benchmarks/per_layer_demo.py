@@ -159,6 +159,14 @@ def main() -> int:
                                                                    *sys.argv[1:]]),
               "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "machine": platform.machine(),
               "python": platform.python_version(), "load_avg_start": os.getloadavg(), "versions": framework_versions()}
+    if args.skip and args.out.is_file():  # the skipped part is kept from the earlier run, with its command
+        import json
+
+        earlier = json.loads(args.out.read_text())
+        kept = {"audio": "audio_demo", "geo": "geo"}[args.skip]
+        if kept in earlier:
+            result[kept] = earlier[kept]
+            result[f"{kept}_from"] = {"command": earlier.get("command"), "date": earlier.get("date")}
     if args.skip != "audio":
         result["audio_demo"] = audio(root, args.rows)
     if args.skip != "geo":
