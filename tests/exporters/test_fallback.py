@@ -11,7 +11,12 @@ import pytest
 
 from edgeport.errors import ConfigError
 from edgeport.exporters import ExportOptions
-from edgeport.exporters.fallback import auto_fallback, fallback_export, gate_margin
+from edgeport.exporters.fallback import (
+    auto_fallback,
+    fallback_export,
+    gate_margin,
+    steps_summary,
+)
 from edgeport.validation import compare, gate_for
 from tests._support import hostile
 
@@ -103,6 +108,9 @@ def test_trial_finds_the_layer_the_ranking_missed(tmp_path):
     assert step.chosen_by == "trial" and [t["layer"] for t in step.trials] == ["a", "b", "c"]
     assert fake.built == [(), ("a",), ("b",), ("c",)]  # the trial stops at the first layer that passes
     assert res.cost()["size_bytes_added"] == 10
+    summary = steps_summary(res)
+    assert [s["float_layers"] for s in summary] == [[], ["c"]] and summary[1]["chosen_by"] == "trial"
+    assert summary[1]["latency_p50_ms"] == pytest.approx(1.11)
 
 
 def test_budget_is_spent_when_nothing_helps(tmp_path):

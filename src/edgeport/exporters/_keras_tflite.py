@@ -260,6 +260,9 @@ def _full_int8(data: bytes, handle: ModelHandle, options, notes: dict) -> bytes:
                           float_only=tuple(options.fallback_float))
         notes["route"] += " + TFLite converter PTQ (float32 I/O; float layers via QuantizationDebugger denylist)"
     else:
+        if options.fallback_float:
+            raise ConversionError("the float fallback keeps Keras layers float through the converter's PTQ; use "
+                                  "--int8-route converter with --auto-fallback")
         out = T.quantize_full_int8(data, handle, options, keep_regexes=layer_regexes(kept), notes=notes)
         notes["route"] += " + ai-edge-quantizer (static_wi8_ai8, float32 I/O, float sigmoid)"
     notes["npu"] = npu_report(out, handle, check=extra.get("npu_check", True), float_requested=float_frontend)
