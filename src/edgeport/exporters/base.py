@@ -101,6 +101,9 @@ class ExportOptions:
     static_op_types: tuple[str, ...] | None = None
     #: onnx_int8_static: calibration rows ONNX Runtime holds at once (the largest divisor of the row count)
     calibration_stride: int = 32
+    #: layers kept float on top of the defaults, without the ops in front of them (the auto-fallback's choice,
+    #: exporters/fallback.py): Keras layer names, torch module paths or ONNX node names
+    fallback_float: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.tol > 0:
@@ -117,7 +120,7 @@ class ExportOptions:
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"unknown {name.replace('_', ' ')} '{value}'; use {', '.join(allowed)}")
-        for name in ("onnx_float_layers", "static_op_types"):
+        for name in ("onnx_float_layers", "static_op_types", "fallback_float"):
             value = getattr(self, name)
             if value is not None:
                 if isinstance(value, str) or not all(isinstance(v, str) for v in value):

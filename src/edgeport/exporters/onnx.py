@@ -106,7 +106,8 @@ def source_onnx(handle: ModelHandle, options: ExportOptions, notes: dict | None 
 def kept_nodes(model, handle: ModelHandle, options: ExportOptions | None = None, *, quantized: bool = True) -> list[str]:
     """The nodes of ``handle.keep_float`` (torch module paths, or Keras layer names) in ``model``; for Keras
     sources in a quantized format also the layers the model's family keeps float (``options.onnx_float_layers``
-    replaces the family's list)."""
+    replaces the family's list), and the auto-fallback's layers (``options.fallback_float``)."""
+    extra_nodes = fallback_nodes(model, options.fallback_float) if options is not None and quantized else []
     if handle.framework == "keras":
         from edgeport.exporters import onnx_keras
 
@@ -118,8 +119,26 @@ def kept_nodes(model, handle: ModelHandle, options: ExportOptions | None = None,
         names = onnx_keras.layer_nodes(model, layers)
         if layers and not names:
             log.warning("keep_float layers %s matched no ONNX node", list(layers))
-        return names
-    return keep_float_nodes(model, handle.keep_float)
+        return list(dict.fromkeys(names + extra_nodes))
+    return list(dict.fromkeys(keep_float_nodes(model, handle.keep_float) + extra_nodes))
+
+
+def fallback_nodes(model, layers: Iterable[str]) -> list[str]:
+    """Nodes of the auto-fallback's float layers (``ExportOptions.fallback_float``), each one a torch module
+    path (dynamo scope metadata, below the output-ordering wrapper), a Keras layer (tf2onnx scope) or a node
+    name; nothing in front of them. A layer that matches no node is an error: the fallback would be a no-op."""
+    from edgeport.exporters import onnx_keras
+
+    out = []
+    for layer in layers:
+        path = f"{_torch_compat.WRAPPED_ATTR}.{layer}"
+        hit = [n.name for n in model.graph.node
+               if n.name == layer or any(s == path or s.startswith(path + ".") for s in _torch_compat.node_scopes(n))]
+        hit = hit or onnx_keras.layer_nodes(model, [layer])
+        if not hit:
+            raise ConversionError(f"fallback layer '{layer}' matches no node of the ONNX graph")
+        out += hit
+    return out
 
 
 def keep_float_nodes(model, module_paths: Iterable[str]) -> list[str]:

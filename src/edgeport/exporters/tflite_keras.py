@@ -90,10 +90,27 @@ def convert_float(handle: ModelHandle) -> bytes:
 
 
 def convert_ptq(handle: ModelHandle, samples: np.ndarray, *, per_tensor: bool = False,
-                float_layers: tuple[str, ...] = ()) -> bytes:
+                float_layers: tuple[str, ...] = (), float_only: tuple[str, ...] = ()) -> bytes:
     """The TFLite converter's own full-integer PTQ (seed 001): INT8 builtins, float32 I/O, calibrated on
     ``samples`` (one row per step). The ops of ``float_layers`` (and every op between the input and them)
-    stay float through the converter's QuantizationDebugger ``denylisted_nodes``."""
+    and of ``float_only`` (those ops alone) stay float through the converter's QuantizationDebugger
+    ``denylisted_nodes``."""
+    tf = C.tf_module()
+    conv = ptq_converter(handle, samples, per_tensor=per_tensor)
+    nodes = denylist_nodes(convert_float(handle), float_layers, only=float_only)
+    try:
+        with _torch_compat.quiet():
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=conv, debug_dataset=lambda: iter(()),
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes))
+            return bytes(debugger.get_nondebug_quantized_model())
+    except Exception as e:
+        raise ConversionError(f"the TFLite converter failed: {type(e).__name__}: {error_line(e)}") from e
+
+
+def ptq_converter(handle: ModelHandle, samples: np.ndarray, *, per_tensor: bool = False):
+    """The converter set up for full-integer PTQ (INT8 builtins, float32 I/O, ``samples`` one row per step):
+    what ``convert_ptq`` and the per-layer QuantizationDebugger report (validation/per_layer.py) start from."""
     tf = C.tf_module()
     conv = converter(handle)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -109,22 +126,15 @@ def convert_ptq(handle: ModelHandle, samples: np.ndarray, *, per_tensor: bool = 
     if per_tensor:
         conv._experimental_disable_per_channel = True
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    nodes = denylist_nodes(convert_float(handle), float_layers)
-    try:
-        with _torch_compat.quiet():
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=conv, debug_dataset=lambda: iter(()),
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes))
-            return bytes(debugger.get_nondebug_quantized_model())
-    except Exception as e:
-        raise ConversionError(f"the TFLite converter failed: {type(e).__name__}: {error_line(e)}") from e
+    return conv
 
 
-def denylist_nodes(float_data: bytes, layers: tuple[str, ...]) -> list[str]:
-    """Output tensor names of the ops of ``layers``, of every op between the graph input and them, and of a
-    final sigmoid / softmax."""
+def denylist_nodes(float_data: bytes, layers: tuple[str, ...], only: tuple[str, ...] = ()) -> list[str]:
+    """Output tensor names of the ops of ``layers``, of every op between the graph input and them, of the
+    ops of the ``only`` layers, and of a final sigmoid / softmax."""
     rx = C.layer_regexes(layers)
     exact = C.input_side_regexes(float_data, rx)  # the ops in front (exact-name regexes)
+    rx = rx + C.layer_regexes(only)
     names = []
     graph_outputs = None
     for code, op, sg, _ in C._ops(float_data):
@@ -149,12 +159,16 @@ def _full_int8(data: bytes, handle: ModelHandle, options: ExportOptions, notes: 
     kept = family.float_layers(handle, backend="tflite", float_frontend=options.float_frontend,
                                quantize_normalize=options.quantize_normalize) if family else ()
     notes.update({"float_frontend": options.float_frontend, "float_layers": list(kept),
-                  "int8_route": options.int8_route})
+                  "int8_route": options.int8_route, "fallback_float_layers": list(options.fallback_float)})
     if options.int8_route == "converter":
         samples = handle.calibration_inputs(options.calibration_samples, 0)[handle.input_names[0]]
-        out = convert_ptq(handle, samples, per_tensor=options.per_tensor, float_layers=kept)
+        out = convert_ptq(handle, samples, per_tensor=options.per_tensor, float_layers=kept,
+                          float_only=tuple(options.fallback_float))
         notes["route"] += " + TFLite converter PTQ (float32 I/O; float layers via QuantizationDebugger denylist)"
     else:
+        if options.fallback_float:
+            raise ConversionError("the float fallback keeps Keras layers float through the converter's PTQ; use "
+                                  "--int8-route converter with --auto-fallback")
         out = C.quantize_full_int8(data, handle, options, keep_regexes=C.layer_regexes(kept), notes=notes, batch=1)
         notes["route"] += " + ai-edge-quantizer (static_wi8_ai8, float32 I/O, float sigmoid)"
     notes["npu"] = npu_report(out, handle, check=options.npu_check)

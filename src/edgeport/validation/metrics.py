@@ -96,6 +96,16 @@ def _topk_agreement(ref: np.ndarray, cand: np.ndarray) -> tuple[float | None, in
     return top1, int(clear.sum()), top5
 
 
+def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Signal to quantization-noise ratio in dB: 10 log10(sum ref^2 / sum (ref - cand)^2), capped at
+    ``SQNR_CAP_DB`` (identical arrays give the cap, never infinity)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    noise = float(np.sum((ref - np.asarray(candidate, dtype=np.float64)) ** 2))
+    if noise < _EPS:
+        return SQNR_CAP_DB
+    return float(min(SQNR_CAP_DB, 10.0 * np.log10(max(float(np.sum(ref**2)), _EPS) / noise)))
+
+
 def output_metrics(reference: np.ndarray, candidate: np.ndarray) -> OutputMetrics:
     """Compare two arrays of the same shape, row = first axis."""
     ref, cand = _rows(reference), _rows(candidate)
@@ -105,12 +115,7 @@ def output_metrics(reference: np.ndarray, candidate: np.ndarray) -> OutputMetric
         raise ValueError("no rows to compare")
     diff = np.abs(ref - cand)
     cos = _cosine_rows(ref, cand)
-    noise = float(np.sum((ref - cand) ** 2))
-    signal = float(np.sum(ref**2))
-    if noise < _EPS:
-        sqnr = SQNR_CAP_DB
-    else:
-        sqnr = float(min(SQNR_CAP_DB, 10.0 * np.log10(max(signal, _EPS) / noise)))
+    sqnr = sqnr_db(ref, cand)
     centred_ref = ref - ref.mean(axis=0, keepdims=True)
     centred_cand = cand - cand.mean(axis=0, keepdims=True)
     top1, top1_rows, top5 = _topk_agreement(ref, cand)
