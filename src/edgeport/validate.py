@@ -52,6 +52,10 @@ class ValidateConfig:
     report_json: Path | None = None
     force: bool = False
     command_line: str = ""
+    #: the per-layer error report of a quantized .tflite / .onnx against a float reference of the same kind
+    per_layer: bool = False
+    #: rows of the reference inputs the per-layer report runs (it keeps every tensor of every row)
+    per_layer_rows: int = 32
 
     def __post_init__(self) -> None:
         if self.rows < 2:
@@ -83,6 +87,8 @@ class ValidateResult:
     size_bytes: int | None = None
     sha256: str | None = None
     files: dict = field(default_factory=dict)
+    per_layer: dict | None = None  # PerLayerReport.to_dict() with --per-layer
+    per_layer_table: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -113,7 +119,8 @@ class ValidateResult:
             "reference_inputs": self.reference_summary,
             "input_mapping": self.input_mapping,
             "output_mapping": self.output_mapping,
-            "artifacts": {self.format: {"status": self.status, "error": None, **self.comparison.to_dict()}},
+            "artifacts": {self.format: {"status": self.status, "error": None, **self.comparison.to_dict(),
+                                        **({"per_layer": self.per_layer} if self.per_layer is not None else {})}},
         }
 
 
@@ -391,6 +398,10 @@ def validate(artifact: str | Path, reference: str | Path, config: ValidateConfig
 
     config = config or ValidateConfig(**kwargs)
     artifact, reference = Path(artifact), Path(reference)
+    if config.per_layer and {artifact.suffix.lower(), reference.suffix.lower()} not in ({".tflite"}, {".onnx"}):
+        raise ConfigError(f"--per-layer compares a quantized .tflite with its float .tflite, or a quantized .onnx "
+                          f"with its FP32 .onnx; got {artifact.name} and {reference.name}: pass the float artifact "
+                          "as --reference")
     with plan_files(config) as plan:
         if not artifact.exists():
             raise SourceError(f"artifact not found: {artifact}")
@@ -428,6 +439,13 @@ def validate(artifact: str | Path, reference: str | Path, config: ValidateConfig
                 "framework": handle.framework, "family": handle.family},
             size_bytes=path_size(artifact), sha256=sha256_path(artifact),
         )
+        if config.per_layer:
+            from edgeport.validation.per_layer import per_layer
+
+            rows = min(config.per_layer_rows, summary["rows"])
+            report = per_layer(artifact, reference, {in_map[k]: v[:rows] for k, v in feeds.items()})
+            result.per_layer = report.to_dict()
+            result.per_layer_table = report.table()
         data = result.to_dict(config.command_line)
         for final in plan.finals:
             atomic_write_json(plan.staged(final), data)

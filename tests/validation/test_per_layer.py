@@ -184,3 +184,29 @@ def test_dynamic_range_artifacts_are_reported(tmp_path, fmt_name, float_name, ma
     assert quantized and all(r.op in ("FULLY_CONNECTED", "Gemm", "MatMul") for r in quantized)
     assert all(r.scale is None and r.sqnr_db < 300 for r in quantized)  # float activations: no INT8 scale
     assert rep.layers() == list(dict.fromkeys(r.layer for r in quantized))
+
+
+def test_validate_cli_per_layer_names_the_hostile_linear(torch_pair, tmp_path, capsys):
+    """``edgeport validate --per-layer``: the table printed and the report in validation.json (strict JSON)."""
+    from edgeport.cli.main import main
+    from tests._support.strict_json import strict_load
+
+    _, q, f = torch_pair
+    np.savez(tmp_path / "ref.npz", **hostile.feeds(64, 7))
+    code = main(["validate", str(q), "--reference", str(f), "--reference-inputs", str(tmp_path / "ref.npz"),
+                 "--per-layer", "--outdir", str(tmp_path / "v")])
+    out = capsys.readouterr().out
+    assert code == 1  # the hostile model misses the INT8 gate; the report says where
+    assert "hostile.fc_out" in out.split("reference inputs:", 1)[1]
+    data = strict_load(tmp_path / "v" / "validation.json")
+    (entry,) = data["artifacts"].values()
+    rows = entry["per_layer"]["rows"]
+    assert rows[0]["layer"] == "hostile.fc_out" and rows[0]["sqnr_db"] < 10
+
+
+def test_validate_per_layer_refuses_a_reference_of_another_kind(torch_pair, capsys):
+    from edgeport.cli.main import main
+
+    _, q, _ = torch_pair
+    assert main(["validate", str(q), "--reference", str(q.with_suffix(".tflite")), "--per-layer"]) == 2
+    assert "--per-layer compares" in capsys.readouterr().err

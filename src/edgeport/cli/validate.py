@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "e.g. min_cosine=0.98")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device of a PyTorch reference")
     v.add_argument("--batch-size", type=int, default=256, help="rows per run")
+    v.add_argument("--per-layer", action="store_true",
+                   help="per-layer error report (SQNR, RMSE over scale, worst first) of a quantized .tflite/.onnx "
+                        "against its float .tflite/.onnx given as --reference")
+    v.add_argument("--per-layer-rows", type=int, default=32, help="reference rows the per-layer report runs")
     o = p.add_argument_group("output")
     o.add_argument("--outdir", type=Path, default=None, help="write validation.json into this folder")
     o.add_argument("--report-json", "--report_json", dest="report_json", type=Path, default=None,
@@ -65,11 +69,14 @@ def run(args: argparse.Namespace) -> int:
         trust_source=args.trust_source, input_shapes=parse_input_shapes(args.input_shape),
         output_names=tuple(args.output_names or ()), outdir=args.outdir,
         report_json=args.report_json, force=args.force, command_line=shlex.join(["edgeport", *sys.argv[1:]]),
+        per_layer=args.per_layer, per_layer_rows=args.per_layer_rows,
     )
     result = validate(args.artifact, args.reference, config)
     print(format_table([result.table_row()]))
     print(f"\ngate: {result.format} ({gate_text(result.comparison.gate)}), {result.gate_source}")
     print(f"reference inputs: {result.reference_summary['rows']} rows, {result.reference_summary['source']}")
+    if result.per_layer_table:
+        print("\n" + result.per_layer_table)
     for name in result.files.values():
         print(f"wrote {name}")
     return result.exit_code
