@@ -62,6 +62,10 @@ class ExportConfig:
     batch_validate: int = 0
     validate_batch_size: int = 256
     golden_rows: int = DEFAULT_GOLDEN_ROWS
+    #: --auto-fallback: a tflite_int8_full / onnx_int8_static artifact that misses its gate keeps its worst
+    #: layers float, up to ``fallback_budget`` of them (exporters/fallback.py)
+    auto_fallback: bool = False
+    fallback_budget: int = 3
     license_file: Path | None = None
     gate_overrides: dict = field(default_factory=dict)
     options: ExportOptions = field(default_factory=ExportOptions)
@@ -74,6 +78,8 @@ class ExportConfig:
             raise ConfigError(f"--reference-rows must be >= 2, got {self.reference_rows}")
         if self.golden_rows < 1:
             raise ConfigError(f"--golden-rows must be >= 1, got {self.golden_rows}")
+        if self.fallback_budget < 1:
+            raise ConfigError(f"--fallback-budget must be >= 1 layer, got {self.fallback_budget}")
         if self.batch_validate < 0:
             raise ConfigError(f"--batch-validate must be >= 0, got {self.batch_validate}")
         if self.device not in DEVICES:
@@ -480,30 +486,11 @@ def _export_one(
         if not tmp.exists():
             raise EdgeportError(f"the {fmt.backend} exporter wrote no artifact")
 
-        t0 = time.perf_counter()
-        runner = open_runner(fmt.runtime, tmp)
-        res.io_dtypes = runner.io_dtypes()
         gate = gate_for(fmt.name, tol=config.tol, fp16_io=config.fp16_io, overrides=config.gate_overrides)
-        worst: tuple[int, Comparison, dict, np.ndarray, dict] | None = None
-        for seed, feeds, ref_out in refs:
-            got, failed = runner.run(feeds, batch_size=config.validate_batch_size)
-            cmp = compare(ref_out, got, gate, failed=failed, io_dtypes=res.io_dtypes)
-            res.seeds.append({"seed": seed, "passed": cmp.passed, **cmp.headline()})
-            if worst is None or _worse(cmp, worst[1]):
-                worst = (seed, cmp, got, failed, ref_out)
-        assert worst is not None  # noqa: S101 - refs is never empty (internal invariant)
-        res.worst_seed = worst[0]
-        # the golden rows run as one batch: what a device re-running the golden inputs gets (dynamic INT8
-        # quantizes activations per batch, so outputs depend on which rows share the batch)
-        golden_out, _ = runner.run({k: v[: config.golden_rows] for k, v in refs[0][1].items()},
-                                   batch_size=config.golden_rows)
-        other_runs: list = []
-        if hasattr(runner, "run_resized"):  # TFLite: judged again as LiteRT users feed it
-            res.notes["resize_check"], other_runs = _check_resized(runner, refs[0], gate)
-        res.comparison = compare(worst[4], worst[2], gate, failed=worst[3], io_dtypes=res.io_dtypes,
-                                 other_runs=other_runs)
-        res.validate_seconds = round(time.perf_counter() - t0, 3)
-        del runner
+        golden_out = _judge(res, fmt, tmp, refs, gate, config)
+        if not res.comparison.passed and config.auto_fallback and fmt.name in FALLBACK_FORMATS:
+            if _fall_back(res, handle, fmt, tmp, refs, gate, options, config, work):
+                golden_out = _judge(res, fmt, tmp, refs, gate, config)
 
         res.status = "passed" if res.comparison.passed else "failed"
         dest = final if res.passed else failed_path
@@ -528,6 +515,57 @@ def _export_one(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return res
+
+
+def _judge(res: ArtifactResult, fmt: FormatSpec, path: Path, refs, gate, config: ExportConfig) -> dict:
+    """Run the artifact at ``path`` on every seed's reference inputs (and, for TFLite, resized to batch 1 and
+    7) and judge it with the comparator: ``res.comparison`` is the worst seed's; returns the golden rows'
+    outputs."""
+    t0 = time.perf_counter()
+    runner = open_runner(fmt.runtime, path)
+    res.io_dtypes = runner.io_dtypes()
+    res.seeds = []
+    worst: tuple[int, Comparison, dict, np.ndarray, dict] | None = None
+    for seed, feeds, ref_out in refs:
+        got, failed = runner.run(feeds, batch_size=config.validate_batch_size)
+        cmp = compare(ref_out, got, gate, failed=failed, io_dtypes=res.io_dtypes)
+        res.seeds.append({"seed": seed, "passed": cmp.passed, **cmp.headline()})
+        if worst is None or _worse(cmp, worst[1]):
+            worst = (seed, cmp, got, failed, ref_out)
+    assert worst is not None  # noqa: S101 - refs is never empty (internal invariant)
+    res.worst_seed = worst[0]
+    # the golden rows run as one batch: what a device re-running the golden inputs gets (dynamic INT8
+    # quantizes activations per batch, so outputs depend on which rows share the batch)
+    golden_out, _ = runner.run({k: v[: config.golden_rows] for k, v in refs[0][1].items()},
+                               batch_size=config.golden_rows)
+    other_runs: list = []
+    if hasattr(runner, "run_resized"):  # TFLite: judged again as LiteRT users feed it
+        res.notes["resize_check"], other_runs = _check_resized(runner, refs[0], gate)
+    res.comparison = compare(worst[4], worst[2], gate, failed=worst[3], io_dtypes=res.io_dtypes,
+                             other_runs=other_runs)
+    res.validate_seconds = round(time.perf_counter() - t0, 3)
+    return golden_out
+
+
+#: the formats ``--auto-fallback`` repairs (exporters/fallback.py)
+FALLBACK_FORMATS = ("tflite_int8_full", "onnx_int8_static")
+
+
+def _fall_back(res: ArtifactResult, handle: ModelHandle, fmt: FormatSpec, path: Path, refs, gate, options,
+               config: ExportConfig, work: Path) -> bool:
+    """``--auto-fallback``: the artifact missed its gate; keep its worst layers float step by step (the
+    per-layer report's ranking, then one-at-a-time trials) within ``--fallback-budget`` layers. The chosen
+    artifact replaces the one at ``path`` (judged again by the caller); the steps go in the notes."""
+    from edgeport.exporters.fallback import fallback_export, steps_summary
+
+    fb = fallback_export(handle, fmt.name, work_dir=work / "fallback", options=options, gate=gate,
+                         reference=refs[0][1], reference_outputs=refs[0][2], budget=config.fallback_budget)
+    res.notes["fallback"] = {"float_layers": fb.float_layers, "passed": fb.passed, "stopped": fb.stopped,
+                             "budget": fb.budget, "cost": fb.cost(), "steps": list(steps_summary(fb))}
+    if not fb.float_layers:
+        return False
+    shutil.copyfile(fb.artifact, path)
+    return True
 
 
 #: batch sizes every TFLite artifact is fed at through ``resize_tensor_input`` (the last chunk takes the rest)

@@ -146,3 +146,31 @@ def test_bad_budget_is_refused(tmp_path, budget):
 def test_other_formats_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="applies to tflite_int8_full, onnx_int8_static"):
         fallback_export(hostile.keras_hostile_handle(), "onnx_int8", work_dir=tmp_path)
+
+
+def test_export_auto_fallback_passes_with_the_hostile_linear_float(tmp_path):
+    """The pipeline: plain onnx_int8_static misses its gate; with auto_fallback the export passes, the kept
+    layer and each step are in the manifest, and the artifact judged is the fallback's."""
+    pytest.importorskip("torch")
+    from edgeport.export import ExportConfig, export_handle
+    from tests._support.strict_json import strict_load
+
+    plain = export_handle(hostile.torch_hostile_handle(), ExportConfig(formats=("onnx_int8_static",),
+                                                                       outdir=tmp_path / "plain"))
+    assert not plain.passed and "fallback" not in plain.artifacts[0].notes
+    fixed = export_handle(hostile.torch_hostile_handle(), ExportConfig(formats=("onnx_int8_static",),
+                                                                       outdir=tmp_path / "fb", auto_fallback=True))
+    assert fixed.passed, fixed.artifacts[0].comparison.failures
+    art = strict_load(tmp_path / "fb" / "manifest.json")["artifacts"][0]
+    assert art["status"] == "passed" and art["notes"]["fallback"]["float_layers"] == ["hostile.fc_out"]
+    assert not art["notes"]["fallback"]["steps"][0]["passed"] and art["notes"]["fallback"]["passed"]
+    # judged again from outside the pipeline: the file in ONNX Runtime against the torch model on fresh rows
+    import torch
+
+    from edgeport.runtimes import open_runner
+
+    x = hostile.feeds(64, 7)
+    with torch.no_grad():
+        ref = {"logits": hostile.torch_hostile_handle().model(torch.from_numpy(x["x"])).numpy()}
+    got, _ = open_runner("onnxruntime", tmp_path / "fb" / art["file"]).run(x)
+    assert compare(ref, got, gate_for("onnx_int8_static")).passed

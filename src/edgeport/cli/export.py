@@ -71,6 +71,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_export_arguments(p)
     v = p.add_argument_group("validation")
     v.add_argument("--tol", type=float, default=1e-4, help="max abs diff gate of the FP32 formats")
+    v.add_argument("--auto-fallback", action="store_true",
+                   help="a tflite_int8_full / onnx_int8_static artifact that misses its gate keeps its worst layers "
+                        "float (per-layer report, then one-at-a-time trials) until the gate holds")
+    v.add_argument("--fallback-budget", type=int, default=3, metavar="LAYERS",
+                   help="most layers --auto-fallback keeps float")
     v.add_argument("--device", choices=DEVICES, default="auto", help="device of the reference model")
     v.add_argument("--reference-inputs", type=Path, default=None, metavar="FILE.npz",
                    help="validate on these inputs (one array per input name) instead of the family's set")
@@ -141,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         reference_inputs=args.reference_inputs, calibration_inputs=args.calibration_inputs, seed=args.seed,
         golden_rows=args.golden_rows, license_file=Path(args.license) if args.license else None,
         batch_validate=args.batch_validate, command_line=shlex.join(["edgeport", *sys.argv[1:]]),
+        auto_fallback=args.auto_fallback, fallback_budget=args.fallback_budget,
     )
     print(format_table(result.artifacts))
     print(f"\nwrote {result.outdir}/ (manifest.json, validation.json, report.html)")
