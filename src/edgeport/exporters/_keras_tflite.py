@@ -170,9 +170,11 @@ def layer_regexes(layers: tuple[str, ...]) -> list[str]:
 
 def keep_float_layers(handle: ModelHandle, *, float_frontend: bool) -> tuple[str, ...]:
     """Layers of the handle's model that stay float in the full-integer artifact (only those present)."""
+    from edgeport.families.audio.seed_layers import int8_float_layers
+
     names = {layer.name for layer in getattr(handle.model, "layers", [])}
     want = FRONTEND_LAYERS if float_frontend else NORMALIZE_LAYERS
-    return tuple(n for n in want if n in names)
+    return tuple(n for n in want if n in names) + int8_float_layers(handle.model)
 
 
 def _line(e: BaseException) -> str:
