@@ -71,7 +71,10 @@ def test_silent_centre_chunks_are_skipped_and_counted(folder):
 
 
 def test_default_rows_per_file():
-    from edgeport.families.audio.representative import MAX_ROWS_PER_FILE, default_rows_per_file
+    from edgeport.families.audio.representative import (
+        MAX_ROWS_PER_FILE,
+        default_rows_per_file,
+    )
 
     assert default_rows_per_file(1024, 1024) == default_rows_per_file(5000, 1024) == 1
     assert default_rows_per_file(600, 1024) == 2

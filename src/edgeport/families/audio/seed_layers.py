@@ -198,8 +198,9 @@ class AudioFrontendLayer(keras.layers.Layer):
 def int8_float_layers(model) -> tuple[str, ...]:
     """Layers of a model holding the seed system's hybrid frontend that stay float in edgeport's full INT8: the
     whole ``AudioFrontendLayer`` (cropping, bin padding, mel mixer, magnitude scaling), so the [0, 1] input is
-    not rounded to 1/255 steps before the mel mixer (a min-max scaled |STFT| is mostly far below one step).
-    Measured on the seed system's published checkpoint (docs/seed-models.md, benchmarks/interop_stm32.py)."""
+    not rounded to 1/255 steps before the mel mixer (half the values of a min-max scaled |STFT| lie below
+    three such steps). Measured on the seed system's published checkpoint (docs/seed-models.md,
+    benchmarks/interop_stm32.py)."""
     return tuple(layer.name for layer in getattr(model, "layers", [])
                  if isinstance(layer, AudioFrontendLayer) and layer.mode == "hybrid")
 
