@@ -5,9 +5,10 @@ A new user's small folder: 4 synthetic species + noise, 20 files each (100 files
 (the TFLite converter's PTQ, the per-sample normalisation and what feeds it float) from calibration sets
 built by ``build_audio_inputs`` with 1, 2 or 3 rows per file (the centre chunk, then the file's other chunks
 by decreasing energy) and with the default (``rows_per_file=None``), and compared with the Keras model on
-the same inputs: every chunk of a separate test folder (another seed, 10 files per class) plus the hard cases
-(digital silence, a chunk at -60 and -80 dB). ``--demo`` adds the demo's own folder and model (6 species +
-noise x 40 files, 40 epochs) as the reference a small folder should reach.
+the same inputs: chunks of a separate test folder (another seed, 10 files per class; files drawn class by class
+until 64 held-out chunks are in) plus the hard cases (digital silence, a chunk at -60 and -80 dB).
+``--demo`` adds the demo's own folder and model (6 species + noise x 40 files, 40 epochs) as the reference a
+small folder should reach (not in the recorded run: too slow on the shared machine).
 
     nice -n 5 .venv/bin/python benchmarks/calibration_small.py [--seeds 0 1] [--demo]
 
@@ -31,7 +32,8 @@ SMALL = {"n_species": 4, "files_per_class": 20, "noise_files": 20}
 
 
 def test_inputs(test_dir: Path, cfg):
-    """Every chunk of the test folder's files plus the hard cases, as model inputs."""
+    """The hard cases and the chunks ``build_audio_inputs`` reads from the test folder (files drawn class by
+    class until 64 held-out chunks are in), as model inputs."""
     import numpy as np
 
     from edgeport.families.audio.representative import build_audio_inputs
@@ -108,8 +110,8 @@ def main(argv=None) -> int:
         atomic_write_json(args.out, {
             "command": shlex.join(["python", "benchmarks/calibration_small.py",
                                    *(argv if argv is not None else sys.argv[1:])]),
-            "what": "tflite_int8_full (converter PTQ, normalisation float) vs the Keras model on every chunk of a "
-                    "separate test folder + silence and -60/-80 dB hard cases; calibration rows per file 1, 2, 3 and "
+            "what": "tflite_int8_full (converter PTQ, normalisation float) vs the Keras model on the chunks of a "
+                    "separate test folder (files drawn class by class until 64 held-out chunks) + silence and -60/-80 dB hard cases; calibration rows per file 1, 2, 3 and "
                     "the default (requested_rows_per_file null)",
             "small_folder": {**SMALL, "duration_s": 4.0, "difficulty": DEMO_DIFFICULTY, "epochs": args.epochs,
                              "model": "demo DS-CNN (16 kHz, 2 s chunks, alpha 0.5)"},
