@@ -101,15 +101,26 @@ def test_shipped_keras_loads_in_safe_mode_and_its_frontend_is_the_shipped_tflite
     assert m.top1_agreement >= 0.9 and m.centred_pearson >= 0.95, m
 
 
+#: the calibration folder of benchmarks/interop_stm32.py (seed 0): 8 species x 16 files + 16 noise files, 4 s
+CAL_SPECIES, CAL_FILES, CAL_NOISE = 8, 16, 16
+
+
 @pytest.fixture(scope="module")
-def edgeport_int8(stm32_files, stm32_data, tmp_path_factory):
-    """``edgeport export`` of the shipped .keras to tflite_int8_full, calibrated on the synthetic folder."""
+def edgeport_int8(stm32_files, tmp_path_factory):
+    """``edgeport export`` of the shipped .keras to tflite_int8_full (its defaults), calibrated on the synthetic
+    folder the benchmark's figures use (docs/seed-models.md)."""
+    from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
+
+    labels = stm32_files["labels"].read_text().splitlines()
     with shared_dir(tmp_path_factory, "stm32_int8") as (d, built):
         out = d / "exports"
         if not built:
-            rc = main(["export", str(stm32_files["keras"]), "--data-path-train", str(stm32_data), "--formats",
-                       "tflite_int8_full", "--outdir", str(out), "--num-samples", str(CALIBRATION),
-                       "--validate-samples", str(VALIDATION)])
+            data = d / "calibration"
+            generate_dataset(data, SyntheticSpec(n_species=CAL_SPECIES, files_per_class=CAL_FILES,
+                                                 noise_files=CAL_NOISE, duration=4.0, sample_rate=22050),
+                             seed=0, names=labels[:CAL_SPECIES])
+            rc = main(["export", str(stm32_files["keras"]), "--data-path-train", str(data), "--formats",
+                       "tflite_int8_full", "--outdir", str(out), "--validate-samples", str(VALIDATION)])
             assert rc == 0
     return out
 
@@ -127,8 +138,10 @@ def test_edgeport_full_int8_of_the_shipped_keras(edgeport_int8, stm32_inputs, ke
     assert any(op.startswith("CONV_2D:") and "audio_frontend" in op for op in notes["npu"]["cpu_ops"])
     # calibration diagnostics: size, classes, skipped share, rows per file, value range and content hash
     cal = manifest["calibration"]
-    assert sum(cal["class_histogram"].values()) == cal["rows"] == CALIBRATION
-    assert cal["rows_per_file"] == 1 and cal["skipped_near_silent_share"] == 0.0  # 28 of 28 files' centres
+    # 144 files < --num-samples 1024: up to 3 rows a file, but a 4 s file has two 3 s chunks and keeps one
+    n_files = CAL_SPECIES * CAL_FILES + CAL_NOISE
+    assert sum(cal["class_histogram"].values()) == cal["rows"] == cal["files_used"] == n_files
+    assert cal["rows_per_file"] == 3 and cal["skipped_near_silent_share"] == 0.0
     assert cal["range"]["linear_spectrogram_input"] == pytest.approx([0.0, 1.0]) and len(cal["sha256"]) == 64
     runner = open_runner("litert", edgeport_int8 / f"{STEM}_quantized.tflite")
     assert runner.io_dtypes()["inputs"] == {"linear_spectrogram_input": "float32"}

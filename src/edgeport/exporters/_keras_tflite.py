@@ -169,7 +169,8 @@ def layer_regexes(layers: tuple[str, ...]) -> list[str]:
 
 
 def keep_float_layers(handle: ModelHandle, *, float_frontend: bool) -> tuple[str, ...]:
-    """Layers of the handle's model that stay float in the full-integer artifact (only those present)."""
+    """Layers of the handle's model that stay float in the full-integer artifact (only those present), and a
+    seed-system hybrid frontend (``seed_layers.int8_float_layers``)."""
     from edgeport.families.audio.seed_layers import int8_float_layers
 
     names = {layer.name for layer in getattr(handle.model, "layers", [])}
