@@ -37,15 +37,12 @@ OUT = HERE / "results" / "onnx_source.json"
 
 
 def main() -> None:
-    from tests._support import onnx_models
-
     from edgeport.cli.main import main as cli
-    from edgeport.exporters import ExportOptions
-    from edgeport.exporters import tflite as tfl
+    from edgeport.exporters import ExportOptions, gate_for, tflite_common
     from edgeport.runtimes import open_runner
     from edgeport.sources import load_source
-    from edgeport.exporters import gate_for
     from edgeport.validation import compare
+    from tests._support import onnx_models
 
     result: dict = {"command": "PYTHONHASHSEED=0 .venv/bin/python benchmarks/onnx_source.py",
                     "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -92,7 +89,7 @@ def main() -> None:
         calib: dict = {}
         for label, h in (("moving_average (ai-edge-quantizer default)", dataclasses.replace(handle, framework="torch")),
                          ("min_max (ONNX sources)", handle)):
-            data = tfl.quantize_full_int8(float_tfl, h, ExportOptions(calibration_samples=128), keep_regexes=[],
+            data = tflite_common.quantize_full_int8(float_tfl, h, ExportOptions(calibration_samples=128), keep_regexes=[],
                                           notes={}, batch=1)
             path = tmp / "q.tflite"
             path.write_bytes(data)

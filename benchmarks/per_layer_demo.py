@@ -45,11 +45,10 @@ def audio(root: Path, rows: int) -> dict:
     import convert_audio
     import numpy as np
 
-    from edgeport.exporters import FORMATS, ExportOptions, get_exporter
+    from edgeport.exporters import FORMATS, ExportOptions, gate_for, get_exporter
     from edgeport.runtimes import open_runner, runner_class
     from edgeport.sources import load_source
     from edgeport.sources.keras import attach_audio_data
-    from edgeport.exporters import gate_for
     from edgeport.validation import compare
     from edgeport.validation.per_layer import per_layer, tflite_debugger_report
 

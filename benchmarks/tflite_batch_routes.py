@@ -52,9 +52,9 @@ def _handle(args, work: Path):
 def _evaluate(data: bytes, path: Path, h, feeds, ref, fmt: str) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgeport.exporters import gate_for
     from edgeport.exporters.tflite_common import tflite_op_names
     from edgeport.runtimes.litert import LiteRTRunner
-    from edgeport.exporters import gate_for
     from edgeport.validation import compare
 
     path.write_bytes(data)
@@ -69,7 +69,7 @@ def _evaluate(data: bytes, path: Path, h, feeds, ref, fmt: str) -> dict:
     out = {"bytes": len(data), "builtin_only": not any(o.startswith("CUSTOM") for o in ops),
            "shape_signature": [int(x) for x in it.get_input_details()[0]["shape_signature"]],
            "rows_for_7_inputs_after_resize": rows7, "fixed_batch": r.fixed_batch}
-    rename = (lambda o: {next(iter(ref)): next(iter(o.values()))}  # noqa: E731 - onnx2tf names it output_0
+    rename = (lambda o: {next(iter(ref)): next(iter(o.values()))}
               if set(o) != set(ref) and len(o) == len(ref) == 1 else o)
     got, failed = r.run(feeds)
     got = rename(got)
@@ -99,10 +99,7 @@ def _evaluate(data: bytes, path: Path, h, feeds, ref, fmt: str) -> dict:
 
 
 def _precisions(route: str, float_data: bytes, seconds: float, h, feeds, ref, work: Path) -> dict:
-    from edgeport.exporters import ExportOptions
-    from edgeport.exporters import tflite as tl
-
-    from edgeport.exporters import _torch_compat
+    from edgeport.exporters import ExportOptions, _torch_compat, tflite_common
 
     keep = [_torch_compat.tflite_scope_regex(f"{_torch_compat.WRAPPED_ATTR}.{m}") for m in h.keep_float if m]
     res = {}
@@ -112,9 +109,9 @@ def _precisions(route: str, float_data: bytes, seconds: float, h, feeds, ref, wo
             if p == "fp32":
                 data = float_data
             elif p == "int8_full":
-                data = tl.quantize_full_int8(float_data, h, ExportOptions(), keep_regexes=keep, notes={}, batch=1)
+                data = tflite_common.quantize_full_int8(float_data, h, ExportOptions(), keep_regexes=keep, notes={}, batch=1)
             else:
-                data = tl.quantize(float_data, p, keep_regexes=keep)
+                data = tflite_common.quantize(float_data, p, keep_regexes=keep)
             res[p] = {"export_seconds": round(seconds + time.perf_counter() - t0, 2),
                       **_evaluate(data, work / f"{route}_{p}.tflite", h, feeds, ref, FORMAT[p])}
         except Exception as e:  # noqa: BLE001 - a benchmark records failures

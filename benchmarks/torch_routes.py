@@ -149,8 +149,7 @@ def _tflite_eval(data: bytes, feeds, ref, path: Path) -> dict:
 
 
 def tflite_routes(h, feeds, ref, work: Path) -> dict:
-    from edgeport.exporters import _onnx2tf_compat, _torch_compat
-    from edgeport.exporters import tflite as tl
+    from edgeport.exporters import _onnx2tf_compat, _torch_compat, tflite_common
 
     res: dict = {"litert_torch": {}, "onnx2tf": {}}
     keep = [_torch_compat.tflite_scope_regex(f"{_torch_compat.WRAPPED_ATTR}.{p}") for p in h.keep_float]
@@ -161,7 +160,7 @@ def tflite_routes(h, feeds, ref, work: Path) -> dict:
     for kind in ("fp16", "int8_dynamic"):
         for label, k in (("keep_float", keep), ("no keep_float", [])):
             t = time.perf_counter()
-            q = tl.quantize(fp32, kind, keep_regexes=k)
+            q = tflite_common.quantize(fp32, kind, keep_regexes=k)
             res["litert_torch"][f"{kind} ({label})"] = {"seconds": round(conv + time.perf_counter() - t, 2),
                                                         **_tflite_eval(q, feeds, ref, work / "a.tflite")}
     # route B: torch -> ONNX -> onnx2tf
@@ -195,7 +194,7 @@ def tflite_routes(h, feeds, ref, work: Path) -> dict:
         with _onnx2tf_compat.offline_onnx2tf(d2) as onnx2tf, _torch_compat.quiet():
             onnx2tf.convert(input_onnx_file_path=str(d2 / "m.onnx"), output_folder_path=str(d2 / "out"),
                             output_signaturedefs=True, non_verbose=True)
-        ops = tl.tflite_op_names((d2 / "out" / "m_float32.tflite").read_bytes())
+        ops = tflite_common.tflite_op_names((d2 / "out" / "m_float32.tflite").read_bytes())
         res["onnx2tf"]["fp32 without replace_to_pseudo_operators"] = {
             "custom_ops": sorted({o for o in ops if o.startswith("CUSTOM")})}
     except Exception as e:  # noqa: BLE001

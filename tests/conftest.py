@@ -7,9 +7,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+import pytest
 
-from tests._support.shared import shared_dir  # noqa: E402
+from tests._support.shared import shared_dir
 
 GEO_SPECIES = 64
 GEO_SCALE = 0.25

@@ -11,7 +11,6 @@ latency vs fidelity) and the folder's ``report.html``, all through one ``fileio.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -20,9 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.errors import ConfigError, EdgeportError, MissingDependencyError, SourceError
+from edgeport.errors import (
+    ConfigError,
+    EdgeportError,
+    MissingDependencyError,
+    SourceError,
+)
 from edgeport.fileio import OutputPlan, path_size, read_json, strict_json
-from edgeport.reporting.bench_table import BENCH_JSON, BENCH_PLOT, bench_rows, format_bench_table
+from edgeport.reporting.bench_table import (
+    BENCH_JSON,
+    BENCH_PLOT,
+)
 from edgeport.validation import Comparison, Gate, compare
 
 log = logging.getLogger(__name__)
@@ -288,7 +295,7 @@ def _bench_one(entry: _Entry, inputs, ref_out, labels, ref_task, config: BenchCo
             row.notes.append(f"task metric on the {int((~failed).sum())} rows that ran")
     except EdgeportError as e:
         row.error = str(e)
-    except Exception as e:  # noqa: BLE001 - one artifact failing must not stop the others; reported
+    except Exception as e:
         row.error = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
         log.debug("bench %s failed", entry.name, exc_info=True)
     return row

@@ -22,10 +22,27 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.errors import ConfigError, EdgeportError, SourceError, UnsupportedFormatError
-from edgeport.exporters import FORMATS, ExportOptions, FormatSpec, gate_for, get_exporter
+from edgeport.errors import (
+    ConfigError,
+    EdgeportError,
+    SourceError,
+    UnsupportedFormatError,
+)
+from edgeport.exporters import (
+    FORMATS,
+    ExportOptions,
+    FormatSpec,
+    gate_for,
+    get_exporter,
+)
 from edgeport.exporters.base import DEVICES
-from edgeport.fileio import OutputPlan, atomic_save_npz, path_size, remove_path, sha256_path
+from edgeport.fileio import (
+    OutputPlan,
+    atomic_save_npz,
+    path_size,
+    remove_path,
+    sha256_path,
+)
 from edgeport.runtimes import open_runner, runner_class
 from edgeport.sources.base import Feeds, ModelHandle
 from edgeport.validation import Comparison, OtherRun, compare
@@ -108,7 +125,7 @@ class ArtifactResult:
         return self.status == "passed"
 
     def to_dict(self, outdir: Path) -> dict:
-        rel = (lambda p: str(Path(p).relative_to(outdir)) if p else None)  # noqa: E731
+        rel = (lambda p: str(Path(p).relative_to(outdir)) if p else None)
         return {
             "format": self.format,
             "status": self.status,
@@ -506,7 +523,7 @@ def _export_one(
     except EdgeportError as e:
         res.status, res.error = "error", str(e)
         _unstage(plan, outdir, fmt, handle.name)
-    except Exception as e:  # noqa: BLE001 - one format failing must not stop the others; reported in full
+    except Exception as e:
         res.status = "error"
         res.error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         res.notes["traceback"] = traceback.format_exc(limit=8)
@@ -532,7 +549,7 @@ def _judge(res: ArtifactResult, fmt: FormatSpec, path: Path, refs, gate, config:
         res.seeds.append({"seed": seed, "passed": cmp.passed, **cmp.headline()})
         if worst is None or _worse(cmp, worst[1]):
             worst = (seed, cmp, got, failed, ref_out)
-    assert worst is not None  # noqa: S101 - refs is never empty (internal invariant)
+    assert worst is not None
     res.worst_seed = worst[0]
     # the golden rows run as one batch: what a device re-running the golden inputs gets (dynamic INT8
     # quantizes activations per batch, so outputs depend on which rows share the batch)

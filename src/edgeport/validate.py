@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeport.errors import ConfigError, SourceError
-from edgeport.sources.base import Feeds, ModelHandle, TensorSpec
 from edgeport.exporters import gate_for
+from edgeport.sources.base import Feeds, ModelHandle, TensorSpec
 from edgeport.validation import Comparison, Gate, compare
 
 log = logging.getLogger(__name__)

@@ -88,9 +88,8 @@ def ort_outputs(path: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
 def export_all(tmp_path_factory):
     """``edgeport export third_party.onnx --formats all --calibration-inputs cal.npz`` once per test run:
     (source path, export folder, exit code)."""
-    from tests._support.shared import shared_dir
-
     from edgeport.cli.main import main
+    from tests._support.shared import shared_dir
 
     with shared_dir(tmp_path_factory, "onnx_third_party_export") as (d, built):
         src = d / "src" / "third_party.onnx"

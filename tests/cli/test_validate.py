@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests._support import onnx_models
-from tests._support.strict_json import strict_load
-
 from edgeport.cli.main import main
 from edgeport.validate import infer_format
+from tests._support import onnx_models
+from tests._support.strict_json import strict_load
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,9 @@ def test_full_int8_for_every_frontend(frontend, trained_model, audio_folder, tmp
     np.testing.assert_array_equal(x[0], features_from_chunk(np.zeros(cfg.chunk_samples, np.float32), cfg))
     assert m["calibration"]["hard_cases"][0] == "silence" and len(m["calibration"]["hard_cases"]) == 3
     cal = m["calibration"]
-    assert cal["rows"] == 70 and sum(cal["class_histogram"].values()) == 70 and len(cal["sha256"]) == 64
+    # 70 files, fewer than --num-samples: two rows a file (the centre chunk, the most energetic other one)
+    assert cal["rows"] == 140 and sum(cal["class_histogram"].values()) == 140 and len(cal["sha256"]) == 64
+    assert cal["files_used"] == 70 and cal["rows_per_file"] == 3
     assert set(cal["class_histogram"]) == {"noise", "sp00_upsweep", "sp01_downsweep", "sp02_trill"}
     cpu = art["notes"]["npu"]["cpu_ops"]
     assert cpu[-1].startswith("LOGISTIC"), cpu  # the output sigmoid runs in float (SPEC §3)

@@ -80,8 +80,8 @@ def test_snr_threshold_zero_keeps_the_silent_files(trained_model, tmp_path):
 def test_convert_to_tflite_the_seed_way(quantization, trained_model, audio_folder, tmp_path):
     """``convert_to_tflite(model, lambda: representative_data_gen(...), path)``: bytes written at the path,
     float32 I/O, and the artifact agrees with the Keras model under the format's gate on other inputs."""
-    from edgeport.runtimes import runner_class
     from edgeport.exporters import gate_for
+    from edgeport.runtimes import runner_class
     from edgeport.validation import compare
 
     model_path = trained_model("hybrid")

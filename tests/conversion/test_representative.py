@@ -62,6 +62,58 @@ def test_silent_centre_chunks_are_skipped_and_counted(folder):
     from edgeport.families.audio.representative import build_audio_inputs
 
     cfg = AudioModelConfig(audio_frontend="hybrid", mag_scale="pwl", **CFG)
-    data = build_audio_inputs(folder, cfg, num_samples=1024, validate_samples=8, progress=False)
+    data = build_audio_inputs(folder, cfg, num_samples=1024, validate_samples=8, progress=False, rows_per_file=1)
     assert data.skipped_silent == 1 and len(data.calibration) == 10
-    assert data.summary()["skipped_near_silent"] == 1
+    s = data.summary()
+    assert s["skipped_near_silent"] == 1 and s["skipped_near_silent_share"] == pytest.approx(1 / 11, abs=1e-4)
+    assert s["rows_per_file"] == 1 and s["files_used"] == 10 and s["class_histogram"] == {"noise": 2, "robin": 6,
+                                                                                            "wren": 2}
+
+
+def test_default_rows_per_file():
+    from edgeport.families.audio.representative import (
+        MAX_ROWS_PER_FILE,
+        default_rows_per_file,
+    )
+
+    assert default_rows_per_file(1024, 1024) == default_rows_per_file(5000, 1024) == 1
+    assert default_rows_per_file(600, 1024) == 2
+    assert default_rows_per_file(100, 1024) == default_rows_per_file(1, 1024) == MAX_ROWS_PER_FILE
+    assert default_rows_per_file(10, 20) == 2
+
+
+def test_a_small_folder_gives_the_centre_chunk_then_the_most_energetic_others(folder):
+    """Fewer files than --num-samples: each file gives its centre chunk, then its other chunks by decreasing
+    energy, and keeps one chunk for validation; a silent file gives none and each skipped chunk is counted."""
+    from edgeport.audio.chunking import chunk_signal
+    from edgeport.audio.io import load
+    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.representative import build_audio_inputs
+
+    cfg = AudioModelConfig(audio_frontend="hybrid", mag_scale="pwl", **CFG)
+    data = build_audio_inputs(folder, cfg, num_samples=1024, validate_samples=8, progress=False)
+    s = data.summary()
+    assert s["rows_per_file"] == 3 and s["files_used"] == 10
+    # 1 s files, 0.5 s chunks half-overlapping: 3 chunks a file, 2 for calibration, 1 held out
+    assert len(data.calibration) == 20 and len(data.heldout) == 10 + 3
+    assert data.skipped_silent == 2 and s["skipped_near_silent_share"] == pytest.approx(2 / 22, abs=1e-4)
+    assert s["class_histogram"] == {"noise": 4, "robin": 12, "wren": 4}
+    want = []
+    for p in sorted(folder.rglob("*.wav")):
+        if "silent" in p.name:
+            continue
+        chunks = chunk_signal(load(p, cfg.sample_rate), cfg.chunk_samples, 0.5)
+        assert len(chunks) == 3
+        energy = (chunks.astype(np.float64) ** 2).mean(axis=1)
+        loudest = max((0, 2), key=lambda j: energy[j])
+        want += [features_from_chunk(chunks[1], cfg), features_from_chunk(chunks[loudest], cfg)]
+    assert sorted(r.tobytes() for r in data.calibration) == sorted(r.tobytes() for r in want)
+    assert not any(np.array_equal(h, c) for h in data.heldout for c in data.calibration)
+    assert set(s["value_percentiles"]) == {"p0.1", "p50", "p99.9"}
+    # an explicit rows_per_file wins; 0 is refused in one line
+    assert len(build_audio_inputs(folder, cfg, num_samples=1024, validate_samples=8, progress=False,
+                                  rows_per_file=1).calibration) == 10
+    from edgeport.errors import DataError
+
+    with pytest.raises(DataError, match="rows per file must be >= 1"):
+        build_audio_inputs(folder, cfg, num_samples=8, progress=False, rows_per_file=0)

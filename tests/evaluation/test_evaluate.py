@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from edgeport.errors import ConfigError, DataError
-from edgeport.evaluation import evaluate_runner, evaluate_scores, multilabel_metrics, pool_scores, sigmoid
+from edgeport.evaluation import (
+    evaluate_runner,
+    evaluate_scores,
+    multilabel_metrics,
+    pool_scores,
+    sigmoid,
+)
 from edgeport.runtimes.base import Runner
 from edgeport.sources.base import TensorSpec
 

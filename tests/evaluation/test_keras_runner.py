@@ -11,8 +11,8 @@ from edgeport.runtimes import RUNTIMES, open_runner
 
 keras = pytest.importorskip("keras")
 
-from edgeport.runtimes.keras import KerasRunner  # noqa: E402
-from edgeport.sources.base import ModelHandle, TensorSpec  # noqa: E402
+from edgeport.runtimes.keras import KerasRunner
+from edgeport.sources.base import ModelHandle, TensorSpec
 
 
 @pytest.fixture(scope="module")

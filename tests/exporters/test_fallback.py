@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 from edgeport.errors import ConfigError
-from edgeport.exporters import ExportOptions
+from edgeport.exporters import ExportOptions, gate_for
 from edgeport.exporters.fallback import (
     auto_fallback,
     fallback_export,
     gate_margin,
     steps_summary,
 )
-from edgeport.exporters import gate_for
 from edgeport.validation import compare
 from tests._support import hostile
 

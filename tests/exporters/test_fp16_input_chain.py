@@ -9,15 +9,15 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxconverter_common")
 
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from edgeport.exporters.onnx import FP16_INPUT_CHAIN_OPS, convert_fp16  # noqa: E402
-from edgeport.exporters.onnx_graph import input_chain_nodes  # noqa: E402
+from edgeport.exporters.onnx import FP16_INPUT_CHAIN_OPS, convert_fp16
+from edgeport.exporters.onnx_graph import input_chain_nodes
 
 
 def _db_graph():
     """x -> power (x*x*gain) -> max(floor) -> log -> 10/ln10 scale -> [0, 1] over 80 dB (a magnitude-dB layer)."""
-    c = lambda name, v: numpy_helper.from_array(np.array(v, np.float32), name)  # noqa: E731
+    c = lambda name, v: numpy_helper.from_array(np.array(v, np.float32), name)
     nodes = [
         helper.make_node("Mul", ["x", "x"], ["p"], name="square"),
         helper.make_node("Mul", ["p", "gain"], ["pg"], name="gain"),

@@ -101,15 +101,26 @@ def test_shipped_keras_loads_in_safe_mode_and_its_frontend_is_the_shipped_tflite
     assert m.top1_agreement >= 0.9 and m.centred_pearson >= 0.95, m
 
 
+#: the calibration folder of benchmarks/interop_stm32.py (seed 0): 8 species x 16 files + 16 noise files, 4 s
+CAL_SPECIES, CAL_FILES, CAL_NOISE = 8, 16, 16
+
+
 @pytest.fixture(scope="module")
-def edgeport_int8(stm32_files, stm32_data, tmp_path_factory):
-    """``edgeport export`` of the shipped .keras to tflite_int8_full, calibrated on the synthetic folder."""
+def edgeport_int8(stm32_files, tmp_path_factory):
+    """``edgeport export`` of the shipped .keras to tflite_int8_full (its defaults), calibrated on the synthetic
+    folder the benchmark's figures use (docs/seed-models.md)."""
+    from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
+
+    labels = stm32_files["labels"].read_text().splitlines()
     with shared_dir(tmp_path_factory, "stm32_int8") as (d, built):
         out = d / "exports"
         if not built:
-            rc = main(["export", str(stm32_files["keras"]), "--data-path-train", str(stm32_data), "--formats",
-                       "tflite_int8_full", "--outdir", str(out), "--num-samples", str(CALIBRATION),
-                       "--validate-samples", str(VALIDATION)])
+            data = d / "calibration"
+            generate_dataset(data, SyntheticSpec(n_species=CAL_SPECIES, files_per_class=CAL_FILES,
+                                                 noise_files=CAL_NOISE, duration=4.0, sample_rate=22050),
+                             seed=0, names=labels[:CAL_SPECIES])
+            rc = main(["export", str(stm32_files["keras"]), "--data-path-train", str(data), "--formats",
+                       "tflite_int8_full", "--outdir", str(out), "--validate-samples", str(VALIDATION)])
             assert rc == 0
     return out
 
@@ -121,6 +132,17 @@ def test_edgeport_full_int8_of_the_shipped_keras(edgeport_int8, stm32_inputs, ke
 
     manifest = json.loads((edgeport_int8 / "manifest.json").read_text())
     assert manifest["all_passed"] and manifest["calibration"]["rows"] > 0
+    # the seed frontend layer stays float: the [0, 1] input reaches the mel mixer unrounded
+    notes = manifest["artifacts"][0]["notes"]
+    assert notes["float_layers"] == ["audio_frontend"] and notes["int8_route"] == "converter"
+    assert any(op.startswith("CONV_2D:") and "audio_frontend" in op for op in notes["npu"]["cpu_ops"])
+    # calibration diagnostics: size, classes, skipped share, rows per file, value range and content hash
+    cal = manifest["calibration"]
+    # 144 files < --num-samples 1024: up to 3 rows a file, but a 4 s file has two 3 s chunks and keeps one
+    n_files = CAL_SPECIES * CAL_FILES + CAL_NOISE
+    assert sum(cal["class_histogram"].values()) == cal["rows"] == cal["files_used"] == n_files
+    assert cal["rows_per_file"] == 3 and cal["skipped_near_silent_share"] == 0.0
+    assert cal["range"]["linear_spectrogram_input"] == pytest.approx([0.0, 1.0]) and len(cal["sha256"]) == 64
     runner = open_runner("litert", edgeport_int8 / f"{STEM}_quantized.tflite")
     assert runner.io_dtypes()["inputs"] == {"linear_spectrogram_input": "float32"}
     ours = _run(runner, stm32_inputs)
@@ -146,3 +168,41 @@ def test_predict_on_the_shipped_tflite_feeds_the_seed_contract(stm32_files, stm3
     assert res.chunks == len(want) == 2
     got = sorted((d.start_s, d.confidence) for d in res.detections)
     np.testing.assert_allclose([c for _, c in got], want.max(axis=1), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def stm32_handle(stm32_files, stm32_data):
+    from edgeport.sources import load_source
+    from edgeport.sources.keras import attach_audio_data
+
+    handle = load_source(stm32_files["keras"])
+    attach_audio_data(handle, stm32_data, num_samples=CALIBRATION, validate_samples=VALIDATION, progress=False)
+    return handle
+
+
+@pytest.mark.slow
+def test_ai_edge_quantizer_route_on_the_shipped_keras(stm32_handle, stm32_inputs, keras_scores, tmp_path,
+                                                      monkeypatch):
+    """The ai-edge-quantizer route: a pwl branch of the frontend is zero over the calibration set; the quantizer's
+    own 1e-9 range floor gave its INT8 ADD a scale LiteRT aborts the process on. With the constant ranges
+    widened it converts and runs; without, the one-line refusal names the op instead of aborting."""
+    from edgeport.errors import ConversionError
+    from edgeport.exporters import tflite_common as T
+    from edgeport.exporters import tflite_keras as KT
+    from edgeport.exporters.base import ExportOptions
+    from edgeport.runtimes import open_runner
+    from edgeport.validation.metrics import output_metrics
+
+    float_data = KT.convert_float(stm32_handle)
+    opts = ExportOptions(calibration_samples=CALIBRATION)
+    notes: dict = {}
+    data = T.quantize_full_int8(float_data, stm32_handle, opts, keep_regexes=[], notes=notes)
+    assert notes["constant_ranges_widened"] > 0
+    path = tmp_path / "aeq.tflite"
+    path.write_bytes(data)
+    m = output_metrics(keras_scores, _run(open_runner("litert", path), stm32_inputs))
+    assert m.top1_agreement >= 0.8 and m.centred_pearson >= 0.9, m
+    monkeypatch.setattr(T, "widen_constant_ranges", lambda calib: 0)
+    with pytest.raises(ConversionError, match=r"^INT8 ADD '.*audio_frontend.*' got output scale .* LiteRT cannot "
+                                              r"run it .*--int8-route converter$"):
+        T.quantize_full_int8(float_data, stm32_handle, opts, keep_regexes=[], notes={})

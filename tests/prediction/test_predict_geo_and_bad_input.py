@@ -70,7 +70,10 @@ def test_bad_place_is_one_line_exit_2(geo_like_onnx, tmp_path, capsys, argv, wor
 
 
 def _fake_audio_artifact(d, with_config: bool):
-    from edgeport.families.audio.model_config import AudioModelConfig, write_model_config
+    from edgeport.families.audio.model_config import (
+        AudioModelConfig,
+        write_model_config,
+    )
 
     d.mkdir()
     art = d / "model.onnx"

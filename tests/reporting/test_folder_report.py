@@ -12,7 +12,11 @@ import pytest
 
 from edgeport.cli.main import main
 from edgeport.errors import ConfigError, SourceError
-from edgeport.reporting.folder import GENERATOR, render_folder_report, write_folder_report
+from edgeport.reporting.folder import (
+    GENERATOR,
+    render_folder_report,
+    write_folder_report,
+)
 
 pytestmark = pytest.mark.slow
 

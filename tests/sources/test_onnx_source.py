@@ -9,13 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from tests._support import onnx_models
-
 from edgeport.cli.main import main
-from edgeport.exporters import FORMATS
+from edgeport.exporters import FORMATS, gate_for
 from edgeport.runtimes import open_runner
-from edgeport.exporters import gate_for
 from edgeport.validation import compare
+from tests._support import onnx_models
 
 
 @pytest.fixture(scope="module")

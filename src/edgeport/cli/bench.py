@@ -33,7 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edgeport.benchmarking import BenchConfig, bench_folder, format_bench_table, write_bench
+    from edgeport.benchmarking import (
+        BenchConfig,
+        bench_folder,
+        format_bench_table,
+        write_bench,
+    )
 
     config = BenchConfig(batch=args.batch, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
                          reference=Path(args.reference) if args.reference else None,

@@ -244,5 +244,12 @@ def evaluate_audio_artifact(
     return result
 
 
-__all__ = ["audio_items", "check_artifact_matches", "sigmoid_choice", "evaluate_audio_artifact", "file_inputs", "iter_model_inputs",
-           "scan_test_folder"]
+__all__ = [
+    "audio_items",
+    "check_artifact_matches",
+    "evaluate_audio_artifact",
+    "file_inputs",
+    "iter_model_inputs",
+    "scan_test_folder",
+    "sigmoid_choice",
+]

@@ -238,9 +238,8 @@ def fallback_export(
     batch 1. The chosen artifact is ``result.artifact``; the caller moves it into place."""
     import numpy as np
 
-    from edgeport.exporters import FORMATS, ExportOptions, get_exporter
+    from edgeport.exporters import FORMATS, ExportOptions, gate_for, get_exporter
     from edgeport.runtimes import open_runner
-    from edgeport.exporters import gate_for
     from edgeport.validation import compare
     from edgeport.validation.per_layer import per_layer
 

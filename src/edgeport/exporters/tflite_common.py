@@ -343,14 +343,67 @@ def quantize_full_int8(data: bytes, handle: ModelHandle, options: ExportOptions,
             calib = _calibrate(q, data, samples, min_max=handle.framework == "onnx")
     except Exception as e:
         raise ConversionError(f"TFLite INT8 calibration failed: {type(e).__name__}: {error_line(e)}") from e
+    widened = widen_constant_ranges(calib)
     notes.update({
+        "constant_ranges_widened": widened,
         "calibration_rows": n,
         "per_channel": not options.per_tensor,
         "float_ops": list(FULL_INT8_FLOAT_OPS),
         "float_ops_in_scope": {rx: list(o) for rx, o in FULL_INT8_FLOAT_SCOPED_OPS.items()},
         "input_side_ops_float": len(keep_regexes) - len(keep_regexes_in),
     })
-    return _run_quantizer(q, calib)
+    out = _run_quantizer(q, calib)
+    check_int8_rescales(out)
+    return out
+
+
+#: the range (max - min) given to a tensor that is constant over the calibration set (a ReLU branch that never
+#: opens): ai-edge-quantizer's own floor (1e-9) gives a scale LiteRT's INT8 ADD cannot rescale to, and
+#: LiteRT aborts the process when it prepares that op
+CONSTANT_RANGE = 1e-3
+
+
+def widen_constant_ranges(calib: dict) -> int:
+    """Give every calibrated tensor whose range is below ``CONSTANT_RANGE`` that range (in place, upwards from
+    its minimum); returns how many were widened."""
+    n = 0
+    for qsv in calib.values():
+        if not isinstance(qsv, dict) or "min" not in qsv or "max" not in qsv:
+            continue
+        lo, hi = np.asarray(qsv["min"], np.float64), np.asarray(qsv["max"], np.float64)
+        narrow = hi - lo < CONSTANT_RANGE
+        if narrow.any():
+            qsv["max"] = np.where(narrow, lo + CONSTANT_RANGE, hi).astype(np.asarray(qsv["max"]).dtype)
+            n += 1
+    return n
+
+
+def check_int8_rescales(data: bytes) -> None:
+    """Refuse (one line) an INT8 ADD / SUB whose output scale LiteRT cannot rescale to: its kernel requires
+    ``2 * max(input scales) / (2**20 * output scale) < 1`` and aborts the whole process otherwise."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    sg = schema.Model.GetRootAs(bytearray(data), 0).Subgraphs(0)
+    codes = tflite_op_names(data)
+
+    def scale(t: int) -> float | None:
+        q = sg.Tensors(t).Quantization()
+        return float(q.ScaleAsNumpy()[0]) if q is not None and q.ScaleLength() == 1 else None
+
+    for k in range(sg.OperatorsLength()):
+        op = sg.Operators(k)
+        if codes[op.OpcodeIndex()] not in ("ADD", "SUB") or sg.Tensors(op.Outputs(0)).Type() != schema.TensorType.INT8:
+            continue
+        s_in = [scale(op.Inputs(j)) for j in range(op.InputsLength()) if op.Inputs(j) >= 0]
+        s_out = scale(op.Outputs(0))
+        if s_out is None or None in s_in:
+            continue
+        if 2 * max(s_in) / (2**20 * s_out) >= 1:
+            name = sg.Tensors(op.Outputs(0)).Name().decode().split(";")[0]
+            raise ConversionError(
+                f"INT8 {codes[op.OpcodeIndex()]} '{name}' got output scale {s_out:.3g} for input scales "
+                f"{', '.join(f'{s:.3g}' for s in s_in)}: LiteRT cannot run it (its output is near-constant over the "
+                "calibration set); calibrate on more varied data or use --int8-route converter")
 
 
 def _calibrate(q, data: bytes, samples: list, *, min_max: bool):

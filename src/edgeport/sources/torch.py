@@ -7,8 +7,8 @@ accepted only when none of its payloads is pickled. ``trust_source=True`` lifts 
 from __future__ import annotations
 
 import importlib
-import json
 import inspect
+import json
 import logging
 import sys
 import zipfile

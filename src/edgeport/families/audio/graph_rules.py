@@ -48,8 +48,9 @@ def float_layers(handle, *, backend: str, float_frontend: bool = False, quantize
     """The layers of the handle's model kept float in a quantized ``backend`` ("onnx" | "tflite") artifact.
 
     ONNX keeps the frontend and the stem; full-integer TFLite keeps the normalisation, or the whole frontend
-    with ``float_frontend``; ``quantize_normalize`` (a measurement of the trap) quantizes the normalisation
-    too. ``override`` replaces the default list (e.g. ``()`` to quantize every layer)."""
+    with ``float_frontend``, and a seed-system hybrid frontend (``seed_layers.int8_float_layers``);
+    ``quantize_normalize`` (a measurement of the trap) quantizes the normalisation too. ``override``
+    replaces the default list (e.g. ``()`` to quantize every layer)."""
     if override is not None:
         want = tuple(override)
     elif backend == "onnx":
@@ -59,7 +60,12 @@ def float_layers(handle, *, backend: str, float_frontend: bool = False, quantize
         if quantize_normalize and not float_frontend:
             want = tuple(n for n in want if n not in NORMALIZE_LAYERS)
     present = layer_names(handle)
-    return tuple(n for n in want if n in present)
+    kept = tuple(n for n in want if n in present)
+    if backend == "tflite" and override is None:
+        from edgeport.families.audio.seed_layers import int8_float_layers
+
+        kept += tuple(n for n in int8_float_layers(handle.model) if n not in kept)
+    return kept
 
 
 def static_op_types(handle) -> tuple[str, ...] | None:

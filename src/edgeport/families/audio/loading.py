@@ -16,7 +16,7 @@ def load_keras_model(path: Path | str, *, safe_mode: bool = True):
     """``keras.saving.load_model`` with edgeport's layers registered; safe mode unless the caller trusts it."""
     import keras
 
-    import edgeport.families.audio.layers  # noqa: F401 - registers the custom layers
+    import edgeport.families.audio.layers
     import edgeport.families.audio.seed_layers  # noqa: F401 - and the seed system's layer classes
 
     path = Path(path)

@@ -1,9 +1,12 @@
 """Calibration and validation inputs for an audio model, from a labelled data folder (SPEC §3-4).
 
-Calibration (the representative dataset of seed 001/003): up to ``num_samples`` files drawn with stratified
-class sampling (round robin over the class folders, shuffled within each), the centre chunk of each file,
-near-silent chunks skipped (RMS < 0.01 on the raw waveform frontend, mean |x| < 0.01 on a spectrogram
-input), shaped exactly as the model input.
+Calibration (the representative dataset of seed 001/003): up to ``num_samples`` rows from files drawn with
+stratified class sampling (round robin over the class folders, shuffled within each), the centre chunk of each
+file, near-silent chunks skipped (RMS < 0.01 on the raw waveform frontend, mean |x| < 0.01 on a spectrogram
+input), shaped exactly as the model input. A folder with fewer files than ``num_samples`` gives more than one
+row per file (``rows_per_file``): the centre chunk first, then the file's other chunks by decreasing energy (a
+file of several chunks always keeps one for validation), so a small folder does not calibrate on a handful of
+rows (measured: benchmarks/calibration_small.py).
 
 Validation: chunks never used for calibration (the other chunks of the calibration files, then chunks of
 files not drawn), seeded per ``--batch-validate`` seed, with the hard cases first: digital silence and
@@ -30,6 +33,25 @@ SILENT_RMS = 0.01
 QUIET_GAINS = (1e-3, 1e-4)
 #: Overlap of the chunk grid the chunks are cut from (the centre chunk is the middle one of this grid).
 CHUNK_OVERLAP = 0.5
+#: Most calibration rows one file gives when the folder has fewer files than ``num_samples`` (the default of
+#: ``rows_per_file``; benchmarks/results/calibration_small.json).
+MAX_ROWS_PER_FILE = 3
+
+
+def default_rows_per_file(n_files: int, num_samples: int) -> int:
+    """Calibration rows per file: 1 when the folder has ``num_samples`` files or more, otherwise enough to fill
+    ``num_samples`` rows, at most ``MAX_ROWS_PER_FILE``."""
+    if n_files >= num_samples:
+        return 1
+    return max(1, min(MAX_ROWS_PER_FILE, -(-num_samples // max(1, n_files))))
+
+
+def calibration_order(chunks: np.ndarray) -> list[int]:
+    """Chunk indices in calibration order: the centre chunk, then the others by decreasing energy."""
+    centre = len(chunks) // 2
+    energy = np.mean(np.square(chunks, dtype=np.float64), axis=1)
+    rest = [int(j) for j in np.argsort(-energy, kind="stable") if j != centre]
+    return [centre, *rest]
 
 
 def is_near_silent(x: np.ndarray, chunk: np.ndarray, cfg: AudioModelConfig, threshold: float = SILENT_RMS) -> bool:
@@ -63,6 +85,8 @@ class AudioInputs:
     hard_case_names: list[str]
     skipped_silent: int = 0
     skipped_unreadable: list[str] = field(default_factory=list)
+    rows_per_file: int = 1
+    files_used: int = 0
 
     def calibration_inputs(self, n: int = 1024, seed: int = 0) -> dict[str, np.ndarray]:
         """The first ``n`` calibration rows (the set is drawn once; ``seed`` is accepted for the hook API)."""
@@ -80,11 +104,17 @@ class AudioInputs:
 
     def summary(self) -> dict:
         """What the manifest records beside the calibration set's size, range and hash."""
+        tried = len(self.calibration) + self.skipped_silent
         return {
             "data_folder": str(self.root),
             "class_histogram": dict(self.calibration_classes),
-            "chunk": "centre chunk of each file",
+            "chunk": "centre chunk of each file" if self.rows_per_file == 1 else
+                     f"centre chunk of each file, then its most energetic other chunks (up to {self.rows_per_file})",
+            "rows_per_file": self.rows_per_file,
+            "files_used": self.files_used,
             "skipped_near_silent": self.skipped_silent,
+            "skipped_near_silent_share": round(self.skipped_silent / tried, 4) if tried else 0.0,
+            "value_percentiles": _percentiles(self.calibration),
             "skipped_unreadable": len(self.skipped_unreadable),
             "heldout_validation_chunks": len(self.heldout),
             "hard_cases": list(self.hard_case_names),
@@ -102,10 +132,22 @@ def _stratified_order(folder_of: np.ndarray, n_folders: int, rng: np.random.Gene
     return order
 
 
+def _percentiles(rows: np.ndarray) -> dict:
+    """0.1 / 50 / 99.9 percentiles of the calibration values (the min/max calibration follows the extremes)."""
+    if not rows.size:
+        return {}
+    q = np.percentile(rows, [0.1, 50, 99.9])
+    return {"p0.1": float(q[0]), "p50": float(q[1]), "p99.9": float(q[2])}
+
+
 def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_name: str = "input",
                        num_samples: int = 1024, validate_samples: int = 256, seed: int = 0,
-                       snr_threshold: float = SILENT_RMS, progress: bool = True) -> AudioInputs:
-    """Read ``data_path`` once: calibration rows (centre chunks, stratified) and held-out validation chunks.
+                       snr_threshold: float = SILENT_RMS, progress: bool = True,
+                       rows_per_file: int | None = None) -> AudioInputs:
+    """Read ``data_path`` once: calibration rows (centre chunks first, stratified) and held-out validation chunks.
+
+    ``rows_per_file``: calibration rows one file may give (None: ``default_rows_per_file``); ``snr_threshold``:
+    the near-silence level of calibration chunks (0 keeps every chunk).
 
     Raises ``DataError`` (one line) for a missing folder, a folder with no readable audio, or one whose
     chunks are all near-silent.
@@ -119,13 +161,16 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
 
     if num_samples < 1:
         raise DataError(f"--num-samples must be >= 1, got {num_samples}")
+    if rows_per_file is not None and rows_per_file < 1:
+        raise DataError(f"rows per file must be >= 1, got {rows_per_file}")
     root = Path(data_path)
     ds = scan_dataset(root)  # DataError for a missing / empty / unreadable folder
+    per_file = rows_per_file or default_rows_per_file(len(ds.files), num_samples)
     rng = np.random.default_rng(seed)
     order = _stratified_order(ds.folder_of, len(ds.folders), rng)
     n_chunk = cfg.chunk_samples
     calib, classes, heldout = [], {}, []
-    skipped_silent, unreadable = 0, []
+    skipped_silent, unreadable, files_used = 0, [], 0
     # keep reading files until the calibration set is full and the held-out pool can fill a validation set
     want_heldout = max(validate_samples * 2, 64)
     bar = tqdm(order, desc="representative dataset", unit="file", disable=not progress, leave=False)
@@ -138,19 +183,23 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
             unreadable.append(f"{ds.files[i]}: {type(e).__name__}")
             continue
         chunks = chunk_signal(x, n_chunk, CHUNK_OVERLAP)
-        centre = len(chunks) // 2
-        for j, ch in enumerate(chunks):
+        taken = 0
+        limit = min(per_file, max(1, len(chunks) - 1))  # a file of several chunks keeps one for validation
+        for rank, j in enumerate(calibration_order(chunks)):
+            ch = chunks[j]
             feat = features_from_chunk(ch, cfg)
-            if j == centre and len(calib) < num_samples:
+            if rank < limit and len(calib) < num_samples:
                 if is_near_silent(feat, ch, cfg, snr_threshold):
                     skipped_silent += 1  # not calibration; still a (hard) validation chunk
                     heldout.append(feat)
                     continue
                 calib.append(feat)
+                taken += 1
                 name = ds.folders[ds.folder_of[i]]
                 classes[name] = classes.get(name, 0) + 1
             else:
                 heldout.append(feat)
+        files_used += taken > 0
     bar.close()
     if unreadable:
         log.warning("skipped %d unreadable audio file(s) under %s: %s", len(unreadable), root,
@@ -168,7 +217,8 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
     hard, names = _hard_cases(cfg, ds, order, root)
     return AudioInputs(cfg=cfg, input_name=input_name, root=root, calibration=np.stack(calib).astype(np.float32),
                        calibration_classes=classes, heldout=heldout_arr, hard_cases=hard, hard_case_names=names,
-                       skipped_silent=skipped_silent, skipped_unreadable=unreadable)
+                       skipped_silent=skipped_silent, skipped_unreadable=unreadable, rows_per_file=per_file,
+                       files_used=files_used)
 
 
 def _hard_cases(cfg: AudioModelConfig, ds, order: list[int], root: Path) -> tuple[np.ndarray, list[str]]:

@@ -195,6 +195,16 @@ class AudioFrontendLayer(keras.layers.Layer):
                 "mel_norm": self.mel_norm, "mag_scale": self.mag_scale, "is_trainable": self.is_trainable}
 
 
+def int8_float_layers(model) -> tuple[str, ...]:
+    """Layers of a model holding the seed system's hybrid frontend that stay float in edgeport's full INT8: the
+    whole ``AudioFrontendLayer`` (cropping, bin padding, mel mixer, magnitude scaling), so the [0, 1] input is
+    not rounded to 1/255 steps before the mel mixer (half the values of a min-max scaled |STFT| lie below
+    three such steps). Measured on the seed system's published checkpoint (docs/seed-models.md,
+    benchmarks/interop_stm32.py)."""
+    return tuple(layer.name for layer in getattr(model, "layers", [])
+                 if isinstance(layer, AudioFrontendLayer) and layer.mode == "hybrid")
+
+
 #: registered names of the seed system's classes -> edgeport's implementations
 SEED_CLASSES = {SEED_FRONTEND_NAME: AudioFrontendLayer}
 keras.saving.get_custom_objects().update(SEED_CLASSES)

@@ -35,10 +35,10 @@ HONOURED = {"source", "checkpoint", "factory", "trust_source", "name", "formats"
 
 def run_export(args: argparse.Namespace, source: str) -> int:
     from edgeport.cli.export import check_flags, refuse_unused_flags
+    from edgeport.exporters import parse_gate_overrides
     from edgeport.families.hierarchy.deliverables import verification_table
     from edgeport.families.hierarchy.export import export_hierarchy
     from edgeport.reporting import format_table
-    from edgeport.exporters import parse_gate_overrides
 
     # bad input is refused before anything is loaded: flags this export does not read, ranges, gates, formats
     refuse_unused_flags(args, HONOURED, "export --family hierarchy (the ONNX deliverables folder)")

@@ -21,7 +21,7 @@ def export_hierarchy(source, *, data_path: str | Path | None, formats: Sequence[
     """Write the deliverables folder of ``source`` in ``outdir`` (default ``exports``); returns the
     ``HierarchyResult``. Bad values, non-ONNX formats, a missing ``data_path`` and earlier outputs without
     ``force`` are refused before anything is loaded."""
-    from edgeport.exporters import ExportOptions
+    from edgeport.exporters import ExportOptions, check_gate_overrides
     from edgeport.families.hierarchy.checkpoint import load_hierarchy
     from edgeport.families.hierarchy.deliverables import (
         DEFAULT_FORMATS,
@@ -37,7 +37,6 @@ def export_hierarchy(source, *, data_path: str | Path | None, formats: Sequence[
         IMAGENET_STD,
         Preprocessing,
     )
-    from edgeport.exporters import check_gate_overrides
 
     for flag, value in (("--image-size", image_size), ("--resize", resize)):
         if value is not None and value < 1:
