@@ -104,7 +104,12 @@ def output_metrics(reference: np.ndarray, candidate: np.ndarray) -> OutputMetric
     if ref.shape[0] == 0:
         raise ValueError("no rows to compare")
     diff = np.abs(ref - cand)
-    cos = _cosine_rows(ref, cand)
+    if ref.shape[1] == 1 and ref.shape[0] > 1:
+        # one value per row (a sigmoid score): a row's cosine is only its sign agreement, so the output is
+        # judged as one vector over the rows, centred (a constant candidate scores 0, not 1)
+        cos = np.array([_pearson(ref, cand)])
+    else:
+        cos = _cosine_rows(ref, cand)
     noise = float(np.sum((ref - cand) ** 2))
     signal = float(np.sum(ref**2))
     if noise < _EPS:
