@@ -111,3 +111,18 @@ def test_gate_overrides_parse_and_validate():
         parse_gate_overrides(["nonsense"])
     with pytest.raises(ConfigError, match="unknown gate metric"):
         gate_for("onnx", overrides={"onnx": {"min_bogus": 1.0}})
+
+
+def test_one_value_per_row_is_not_passed_by_sign_agreement():
+    # a [rows, 1] sigmoid score (a wake-word classifier's output): per-row cosine is 1 for any positive
+    # candidate, so a constant 0.5 would pass the INT8 gate; across the rows it is judged and fails
+    rng = np.random.default_rng(0)
+    ref = (1 / (1 + np.exp(-rng.normal(0, 2, size=(64, 1))))).astype(np.float32)
+    constant = np.full_like(ref, 0.5)
+    result = compare({"p": ref}, {"p": constant}, gate_for("onnx_int8"))
+    assert not result.passed
+    assert result.outputs["p"].cosine_mean < 0.5
+    close = ref + rng.normal(0, 1e-3, size=ref.shape).astype(np.float32)
+    good = compare({"p": ref}, {"p": close}, gate_for("onnx_int8"))
+    assert good.passed, good.failures
+    assert good.outputs["p"].cosine_mean > 0.999

@@ -114,7 +114,12 @@ def output_metrics(reference: np.ndarray, candidate: np.ndarray) -> OutputMetric
     if ref.shape[0] == 0:
         raise ValueError("no rows to compare")
     diff = np.abs(ref - cand)
-    cos = _cosine_rows(ref, cand)
+    if ref.shape[1] == 1 and ref.shape[0] > 1:
+        # one value per row (a sigmoid score): a row's cosine is only its sign agreement, so the output is
+        # judged as one vector over the rows, centred (a constant candidate scores 0, not 1)
+        cos = np.array([_pearson(ref, cand)])
+    else:
+        cos = _cosine_rows(ref, cand)
     sqnr = sqnr_db(ref, cand)
     centred_ref = ref - ref.mean(axis=0, keepdims=True)
     centred_cand = cand - cand.mean(axis=0, keepdims=True)
