@@ -77,11 +77,11 @@ def int8_fidelity(handle, model, cfg, train_dir: Path, x, rows_per_file: int | N
 
 
 def run_case(name: str, train_dir: Path, test_dir: Path, model_path: Path, settings, num_samples: int) -> dict:
+    from edgeport.families.audio.model_config import AudioModelConfig
     from edgeport.sources import load_source
-    from edgeport.sources.keras import audio_config
 
     handle = load_source(model_path)
-    cfg = audio_config(handle)
+    cfg = AudioModelConfig.from_dict(handle.config)
     x = test_inputs(test_dir, cfg)
     runs = []
     for k in settings:

@@ -76,9 +76,9 @@ def main(argv=None) -> int:
     from benchmarks.calibration_small import SMALL, int8_fidelity, test_inputs
     from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
     from edgeport.families.audio.loading import load_trained_model
+    from edgeport.families.audio.model_config import AudioModelConfig
     from edgeport.fileio import atomic_write_json
     from edgeport.sources import load_source
-    from edgeport.sources.keras import audio_config
     from edgeport.training.data import scan_dataset
     from edgeport.training.demo import (
         DEMO_DIFFICULTY,
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
             model, mcfg = load_trained_model(result.model_path)
             test_ds = scan_dataset(test_dir, class_names=list(mcfg.class_names))
             handle = load_source(result.model_path)
-            cfg = audio_config(handle)
+            cfg = AudioModelConfig.from_dict(handle.config)
             x = test_inputs(test_dir, cfg)
             rec = {"input_shape": list(model.input_shape[1:]), "input_scaling": cfg.input_scaling,
                    "pad_bins_in_graph": cfg.pad_bins_in_graph, "val_roc_auc": result.val_roc_auc,

@@ -175,11 +175,10 @@ def export_audio(model_path: Path, train_dir: Path | str, outdir: Path, *, forma
     from edgeport.export import export
     from edgeport.families.audio.model_config import config_path_for
     from edgeport.reporting import format_table
-    from edgeport.sources.keras import AUDIO_FAMILY
 
     echo(f"== audio model: export to {', '.join(formats)} (calibrated and validated on {train_dir}) ==")
     if not config_path_for(model_path).is_file():
-        raise SourceError(f"{model_path.name} has no model config beside it: not an {AUDIO_FAMILY} model")
+        raise SourceError(f"{model_path.name} has no model config beside it: not an audio model")
     result = export(model_path, formats=formats, outdir=outdir, data_path=train_dir, num_samples=num_samples,
                     validate_samples=validate_samples, gates=gate_overrides, force=True, seed=seed, progress=False,
                     command_line=COMMAND_LINE)

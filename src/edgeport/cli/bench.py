@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from edgeport.benchmarking import (
         BenchConfig,
         bench_folder,
-        format_bench_table,
         write_bench,
     )
+    from edgeport.reporting.bench_table import format_bench_table
 
     config = BenchConfig(batch=args.batch, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
                          reference=Path(args.reference) if args.reference else None,
