@@ -30,6 +30,7 @@ from edgeport.reporting.bench_table import (
     BENCH_JSON,
     BENCH_PLOT,
 )
+from edgeport.sources.inputs import random_feeds
 from edgeport.validation import Comparison, Gate, compare
 
 log = logging.getLogger(__name__)
@@ -188,12 +189,6 @@ def _split_labels(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray],
 
 def _rows(feeds: dict[str, np.ndarray]) -> int:
     return int(next(iter(feeds.values())).shape[0])
-
-
-def _random_inputs(runner, rows: int, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {t.name: rng.standard_normal((rows, *[d or 1 for d in t.shape[1:]])).astype(t.dtype or "float32")
-            for t in runner.inputs}
 
 
 def _golden(folder: Path, manifest: dict) -> dict | None:
@@ -366,7 +361,7 @@ def bench_folder(folder: Path | str, config: BenchConfig = BenchConfig()) -> Ben
         inputs, labels = golden["inputs"], golden["labels"]
         inputs_info = {"source": f"golden file {golden['file']} (the export's reference inputs)"}
     elif reference_runner is not None:
-        inputs, labels = _random_inputs(reference_runner, config.rows, config.seed), None
+        inputs, labels = random_feeds(reference_runner.inputs, config.rows, config.seed, default_dim=1), None
         inputs_info = {"source": f"seeded N(0,1) inputs shaped from the reference (seed {config.seed}); pass "
                                  "--reference-inputs FILE.npz with realistic inputs"}
     else:
