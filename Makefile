@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	tools/ensure-chromium.sh
 	tools/ensure-postgresql.sh
-	EDGEPORT_REQUIRE_CHROMIUM=1 EDGEPORT_REQUIRE_POSTGRESQL=1 $(BIN)/python -m pytest -n 2 --dist loadgroup tests
+	EDGEPORT_REQUIRE_CHROMIUM=1 EDGEPORT_REQUIRE_POSTGRESQL=1 $(BIN)/python -m pytest -n 2 --dist loadgroup --durations=30 tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/export_geo.py

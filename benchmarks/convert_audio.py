@@ -137,9 +137,9 @@ def artifact_row(a: dict, outdir: Path) -> dict:
         **{k: o.get(k) for k in METRICS},
         "cpu_ops": (a.get("notes") or {}).get("npu", {}).get("cpu_op_count"),
         "float_layers": (a.get("notes") or {}).get("float_layers"),
-        # onnx_int8: the weight range kept (7-bit reduce_range or 8-bit) and both trial figures
-        "reduce_range": (a.get("notes") or {}).get("reduce_range"),
-        "reduce_range_trial_mean_abs_diff": (a.get("notes") or {}).get("reduce_range_trial_mean_abs_diff"),
+        # onnx_int8: the weight encoding kept (7-bit QInt8 or 8-bit QUInt8) and both trial figures
+        "weights": (a.get("notes") or {}).get("weights"),
+        "weights_trial_mean_abs_diff": (a.get("notes") or {}).get("weights_trial_mean_abs_diff"),
         "nodes_kept_fp32": len((a.get("notes") or {}).get("nodes_kept_fp32") or []) or None,
         "gate_failures": v.get("failures"),
     }

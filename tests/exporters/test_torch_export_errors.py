@@ -37,8 +37,8 @@ def test_converter_failure_is_a_conversion_error(tmp_path, fmt):
     assert not path.exists() and list(tmp_path.iterdir()) == []
 
 
-# keras -> TFLite: tests/conversion; keras -> ONNX: tests/exporters/test_keras_onnx.py
-@pytest.mark.parametrize(("fmt", "framework"), [("onnx", "onnx"), ("tf", "keras")])
+# keras -> TFLite: tests/conversion; keras -> ONNX: tests/exporters/test_keras_onnx.py; keras -> SavedModel: the round trip
+@pytest.mark.parametrize(("fmt", "framework"), [("onnx", "onnx"), ("tf", "tflite")])
 def test_other_frameworks_are_refused_clearly(tmp_path, fmt, framework):
     spec = FORMATS.get(fmt)
     with pytest.raises(UnsupportedFormatError, match=framework):

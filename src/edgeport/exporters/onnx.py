@@ -246,13 +246,20 @@ RANGE_TRIAL_ROWS = 64
 RANGE_TRIAL_SEED = 7919
 
 
-def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: dict):
-    """INT8 weights, activations quantized at run time (ONNX Runtime ``quantize_dynamic``, QInt8).
+#: the dynamic-INT8 weight encodings tried (name -> ONNX Runtime QuantType name, reduce_range); none of them
+#: saturates on any x86 kernel, so the artifact behaves the same on every CPU (the first is used without trial rows)
+INT8_DYNAMIC_ENCODINGS = {"int8_7bit": ("QInt8", True), "uint8_8bit": ("QUInt8", False)}
+INT8_DYNAMIC_WEIGHTS = tuple(INT8_DYNAMIC_ENCODINGS)
 
-    The weights are quantized twice, 7-bit (``reduce_range``) and full 8-bit, and the one closer to the FP32
-    graph on trial rows is kept: ONNX Runtime's u8 x s8 kernels can saturate with full-range weights
-    (the geo-like module: max diff 0.29 vs 0.044), while the Conv-heavy audio DS-CNNs are closer with 8-bit
-    weights (trial mean diff 0.0034 vs 0.0050 on the demo model; docs/dev/fp16.md).
+
+def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: dict):
+    """INT8 weights, activations quantized at run time (ONNX Runtime ``quantize_dynamic``).
+
+    Two weight encodings, both free of the int16 saturation that ONNX Runtime's u8 x s8 kernels show on x86
+    CPUs without VNNI (full-range QInt8 weights: max diff 0.29 on the geo-like module there, none on a VNNI
+    CPU, so a choice measured on one machine would not hold on another): 7-bit QInt8 (``reduce_range``) and
+    full 8-bit QUInt8 (the u8 x u8 kernels). Both are made and the one closer to the FP32 graph on trial rows
+    is kept (docs/dev/fp16.md).
     """
     quant = _import_ort_quant()
     import onnx
@@ -261,34 +268,35 @@ def to_int8_dynamic(model, handle: ModelHandle, options: ExportOptions, notes: d
     m = G.gemm_to_matmul(m)
     kept = kept_nodes(m, handle, options)
     feeds = _trial_feeds(handle)
-    candidates: dict[bool, object] = {}
-    trial: dict[bool, float] = {}
+    candidates: dict[str, object] = {}
+    trial: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=options.work_dir) as tmp:
         src = Path(tmp) / "fp32.onnx"
         onnx.save_model(m, str(src))
         reference = _ort_outputs(src, feeds) if feeds is not None else None
-        for reduce_range in (True, False) if feeds is not None else (True,):
-            dst = Path(tmp) / f"int8_{reduce_range}.onnx"
+        for name in INT8_DYNAMIC_WEIGHTS if feeds is not None else INT8_DYNAMIC_WEIGHTS[:1]:
+            weight_type, reduce_range = INT8_DYNAMIC_ENCODINGS[name]
+            dst = Path(tmp) / f"int8_{name}.onnx"
             try:
                 with _torch_compat.quiet():
                     quant.quantize_dynamic(
-                        str(src), str(dst), weight_type=quant.QuantType.QInt8, per_channel=not options.per_tensor,
-                        reduce_range=reduce_range, nodes_to_exclude=kept or None,
+                        str(src), str(dst), weight_type=getattr(quant.QuantType, weight_type),
+                        per_channel=not options.per_tensor, reduce_range=reduce_range, nodes_to_exclude=kept or None,
                     )
             except Exception as e:
                 raise ConversionError(
                     f"ONNX Runtime dynamic quantization failed: {type(e).__name__}: {error_line(e)}") from e
-            candidates[reduce_range] = onnx.load_model(str(dst))
+            candidates[name] = onnx.load_model(str(dst))
             if reference is not None:  # mean absolute difference from the FP32 graph on the trial rows
                 got = _ort_outputs(dst, feeds)
-                trial[reduce_range] = float(np.mean([np.mean(np.abs(got[k] - reference[k])) for k in reference]))
-    chosen = min(trial, key=trial.get) if trial else True
+                trial[name] = float(np.mean([np.mean(np.abs(got[k] - reference[k])) for k in reference]))
+    chosen = min(trial, key=trial.get) if trial else INT8_DYNAMIC_WEIGHTS[0]
     out = candidates[chosen]
     notes.update({
-        "route": f"{notes.get('source_route')} + onnxruntime quantize_dynamic (QInt8)",
+        "route": f"{notes.get('source_route')} + onnxruntime quantize_dynamic ({INT8_DYNAMIC_ENCODINGS[chosen][0]})",
         "per_channel": not options.per_tensor,
-        "reduce_range": chosen,
-        "reduce_range_trial_mean_abs_diff": {str(k): round(v, 6) for k, v in trial.items()} or None,
+        "weights": chosen,
+        "weights_trial_mean_abs_diff": {k: round(v, 6) for k, v in trial.items()} or None,
         "nodes_kept_float": kept,
         "keep_float_modules": list(handle.keep_float),
         "quantized_nodes": sum(1 for n in out.graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeLinear",

@@ -1,4 +1,5 @@
-"""TF SavedModel directory from PyTorch: torch -> ONNX (dynamo) -> onnx2tf -> re-signed SavedModel.
+"""TF SavedModel directory. PyTorch and ONNX sources: (torch -> ONNX (dynamo) ->) onnx2tf -> re-signed
+SavedModel. Keras sources: Keras's ExportArchive (the Keras TFLite route's SavedModel) -> re-signed SavedModel.
 
 onnx2tf keeps the input names and the dynamic batch but names the outputs ``output_0``...; edgeport
 re-saves the model behind a ``serving_default`` signature whose inputs and outputs carry the handle's
@@ -40,16 +41,23 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
     t0 = time.perf_counter()
     if fmt.precision != "fp32":
         raise UnsupportedFormatError(f"SavedModel export has no precision '{fmt.precision}'")
-    if handle.framework not in ("torch", "onnx"):
+    if handle.framework not in ("torch", "onnx", "keras"):
         raise UnsupportedFormatError(
-            f"SavedModel export from a '{handle.framework}' source is not implemented yet; supported: torch, onnx"
+            f"SavedModel export from a '{handle.framework}' source is not implemented; supported: torch, onnx, keras"
         )
     _check_signature_names(handle)
     tf = _import_tf()
-    import onnx
-
     notes: dict = {"format": fmt.name, "opset": options.opset, "dynamic_batch": True, "fixed_batch": None,
                    "signature": SIGNATURE}
+    if handle.framework == "keras":
+        _from_keras(tf, handle, path, options)
+        notes.pop("opset")
+        notes["route"] = "keras.export.ExportArchive -> tf.saved_model.save (named signature)"
+        notes["versions"] = package_versions(("keras", "tensorflow-cpu"))
+        notes["seconds"] = round(time.perf_counter() - t0, 3)
+        return notes
+    import onnx
+
     model = onnx_exporter.source_onnx(handle, options, {})
     try:
         with tempfile.TemporaryDirectory(dir=options.work_dir, prefix="edgeport_tf_") as tmp:
@@ -75,6 +83,27 @@ def export(handle: ModelHandle, *, fmt: FormatSpec, path: Path, options: ExportO
     notes["versions"] = package_versions(("torch", "onnx", "onnx2tf", "tensorflow-cpu", "tf_keras"))
     notes["seconds"] = round(time.perf_counter() - t0, 3)
     return notes
+
+
+def _from_keras(tf, handle: ModelHandle, path: Path, options: ExportOptions) -> None:
+    """The Keras model's ExportArchive, re-signed like the onnx2tf route's output (named outputs, the order
+    variables); outputs are matched to the Keras model's by running both."""
+    from edgeport.exporters import _torch_compat
+    from edgeport.exporters.tflite_keras import write_saved_model
+    from edgeport.runtimes.keras import KerasRunner
+
+    try:
+        with tempfile.TemporaryDirectory(dir=options.work_dir, prefix="edgeport_tf_") as tmp:
+            raw = Path(tmp) / "archive"
+            with _torch_compat.quiet():
+                write_saved_model(handle, raw)
+            feeds = _sample(handle)
+            expected = KerasRunner.from_handle(handle).infer(feeds)
+            _resign(tf, raw, path, handle, feeds, expected)
+    except BaseException:
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 #: what a TF signature accepts as an input or output name (TF cuts names at ":", e.g. ``x:0`` -> ``x``)

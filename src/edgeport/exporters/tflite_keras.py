@@ -28,7 +28,7 @@ from edgeport.sources.base import ModelHandle
 VERSIONS = ("tensorflow-cpu", "keras", "ai-edge-quantizer", "ai-edge-litert")
 
 
-def _saved_model(handle: ModelHandle, out: Path) -> None:
+def write_saved_model(handle: ModelHandle, out: Path) -> None:
     """Keras's ExportArchive (it tracks the variables so the converter freezes them; a plain ``tf.Module``
     left VAR_HANDLE ops and NaN outputs) with one ``serving_default`` endpoint returning named outputs."""
     import keras
@@ -62,7 +62,7 @@ def converter(handle: ModelHandle):
         d = Path(tempfile.mkdtemp(prefix="edgeport-keras-sm-", dir=getattr(handle, "scratch_dir", None)))
         try:
             with _torch_compat.quiet():
-                _saved_model(handle, d / "sm")
+                write_saved_model(handle, d / "sm")
         except Exception as e:
             shutil.rmtree(d, ignore_errors=True)
             raise ConversionError(f"Keras -> SavedModel failed: {type(e).__name__}: {error_line(e)}") from e

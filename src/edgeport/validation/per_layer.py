@@ -383,7 +383,7 @@ def tflite_debugger_report(handle, samples: np.ndarray, feeds: Feeds, *, per_ten
         debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=data, debug_options=opts)
         debugger.run()
     namer = layer_namer([layer.name for layer in getattr(handle.model, "layers", [])])
-    fdata = K.convert_float(handle, None)
+    fdata = K.convert_float(handle)
     fops, _ = _tflite_graph(fdata)
     from ai_edge_litert.interpreter import Interpreter
 
