@@ -78,8 +78,8 @@ def prepare(work: Path, rows: int) -> dict:
     from edgeport.exporters.base import ExportOptions
     from edgeport.exporters.onnx import source_onnx
     from edgeport.families.audio import AudioModelConfig
+    from edgeport.families.audio.contract import features
     from edgeport.families.audio.dscnn import build_model
-    from edgeport.families.audio.frontends import features_from_chunk
     from edgeport.sources.base import ModelHandle, TensorSpec
 
     names = tuple(f"species_{i}" for i in range(8))  # the synthesiser has 8 call types
@@ -96,7 +96,7 @@ def prepare(work: Path, rows: int) -> dict:
     convert_s = time.perf_counter() - t0
     spec = SyntheticSpec(n_species=len(names), duration=cfg.chunk_duration, sample_rate=cfg.sample_rate)
     synth, rng = CallSynth(spec), np.random.default_rng(0)
-    x = np.stack([features_from_chunk(make_clip(synth, int(rng.integers(0, len(names))), rng)[: cfg.chunk_samples],
+    x = np.stack([features(make_clip(synth, int(rng.integers(0, len(names))), rng)[: cfg.chunk_samples],
                                       cfg) for _ in range(rows)]).astype(np.float32)
     np.save(work / "calib.npy", x)
     meta = {"input_shape": list(cfg.input_shape), "num_classes": cfg.num_classes,

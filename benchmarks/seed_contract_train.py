@@ -74,12 +74,12 @@ def train_variant(name: str, train_dir: Path, out: Path, *, seed: int, epochs: i
 
 def main(argv=None) -> int:
     from benchmarks.calibration_small import SMALL, int8_fidelity, test_inputs
+    from edgeport.audio.dataset import scan_dataset
     from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
     from edgeport.families.audio.loading import load_trained_model
     from edgeport.families.audio.model_config import AudioModelConfig
     from edgeport.fileio import atomic_write_json
     from edgeport.sources import load_source
-    from edgeport.training.data import scan_dataset
     from edgeport.training.demo import (
         DEMO_DIFFICULTY,
         DEMO_TEST_FILES,

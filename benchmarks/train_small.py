@@ -124,8 +124,8 @@ def _score(run: dict, case: dict) -> dict:
          "history_val_roc_auc_max": float(np.nanmax(hist)), "saved_val_roc_auc_fresh": fresh,
          "history_vs_saved_gap": abs(best_hist - fresh), "test_roc_auc": ev.metrics["roc_auc_macro"]}
     if case.get("demo"):
+        from edgeport.audio.dataset import scan_dataset
         from edgeport.families.audio.loading import load_trained_model
-        from edgeport.training.data import scan_dataset
         from edgeport.training.demo import evaluate_files
 
         model, mcfg = load_trained_model(run["checkpoint"])

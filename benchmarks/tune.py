@@ -40,8 +40,8 @@ def _data(root: Path) -> Path:
 def _params(n: int, base_args: list[str]) -> list[dict]:
     import optuna
 
+    from edgeport.cli.args import config_from_args
     from edgeport.cli.main import build_parser
-    from edgeport.cli.train import config_from_args
     from edgeport.training.tune import command_line_params, suggest
 
     base = config_from_args(build_parser().parse_args(["train", "--data-path-train", "x", *base_args]))

@@ -21,22 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "edgeport"
 DOC = ROOT / "docs" / "dev" / "architecture.md"
 
-#: upward imports that exist in code other work is still moving; each must still exist (remove it here when
-#: it is gone), and none may be added. ``importer -> imported`` module names.
-KNOWN_UPWARD = {
-    ("edgeport.families.audio.representative", "edgeport.training.data"): "scan_dataset belongs below families",
-    ("edgeport.families.hierarchy.cli", "edgeport.cli.export"): "flag checks shared with the export command",
-}
-#: pairs of modules that import each other (lazily) in code other work is still moving; same rule as above
-KNOWN_MUTUAL = {
-    frozenset({"edgeport.families.audio.contract", "edgeport.families.audio.frontends"}),
-    frozenset({"edgeport.families.audio.contract", "edgeport.families.audio.model_config"}),
-    frozenset({"edgeport.cli.export", "edgeport.families.hierarchy.cli"}),
-    frozenset({"edgeport.cli.train", "edgeport.cli.tune"}),
-    frozenset({"edgeport.families.hierarchy.deliverables", "edgeport.families.hierarchy.ood"}),
-}
-
-
 def layers() -> list[str]:
     """The packages of the doc's "Layers" list, lowest first (a numbered list of `name` items)."""
     text = DOC.read_text(encoding="utf-8")
@@ -64,12 +48,17 @@ def _resolve(name: str) -> str | None:
 
 
 def imports(module_level_only: bool = False) -> dict[str, set[str]]:
-    """``module -> edgeport modules it imports``; ``from edgeport import __version__`` is data, not an arrow."""
+    """``module -> edgeport modules it imports``; ``from edgeport import __version__`` is data, not an arrow, and
+    an import under ``if TYPE_CHECKING:`` never runs (an annotation's name, not an arrow)."""
     out: dict[str, set[str]] = defaultdict(set)
     for mod, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                       for stmt in block.body for n in ast.walk(stmt)}
         nodes = _top_level(tree) if module_level_only else ast.walk(tree)
         for node in nodes:
+            if id(node) in typing_only:
+                continue
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -83,6 +72,11 @@ def imports(module_level_only: bool = False) -> dict[str, set[str]]:
                     if r and r != mod:
                         out[mod].add(r)
     return out
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def _top_level(tree: ast.Module):
@@ -121,24 +115,15 @@ def test_every_package_is_in_the_layers_list():
 
 def test_no_package_imports_one_above_it():
     names = layers()
-    found = set()
-    bad = []
-    for mod, targets in imports().items():
-        for t in targets:
-            if layer_of(t, names) > layer_of(mod, names):
-                found.add((mod, t))
-                if (mod, t) not in KNOWN_UPWARD:
-                    bad.append(f"{mod} imports {t} (above it in docs/dev/architecture.md)")
+    bad = [f"{mod} imports {t} (above it in docs/dev/architecture.md)" for mod, targets in imports().items()
+           for t in targets if layer_of(t, names) > layer_of(mod, names)]
     assert not bad, "\n".join(sorted(bad))
-    gone = set(KNOWN_UPWARD) - found
-    assert not gone, f"no longer imported: remove {sorted(gone)} from KNOWN_UPWARD"
 
 
 def test_no_two_modules_import_each_other():
     graph = imports()
     pairs = {frozenset({a, b}) for a, ts in graph.items() for b in ts if a in graph.get(b, set())}
-    assert not pairs - KNOWN_MUTUAL, f"modules importing each other: {sorted(map(sorted, pairs - KNOWN_MUTUAL))}"
-    assert not KNOWN_MUTUAL - pairs, f"no longer mutual: remove {sorted(map(sorted, KNOWN_MUTUAL - pairs))}"
+    assert not pairs, f"modules importing each other: {sorted(map(sorted, pairs))}"
 
 
 def test_module_level_imports_have_no_cycle():

@@ -46,14 +46,13 @@ def centre_input(path: str | Path, cfg, snr_threshold: float = 0.01) -> np.ndarr
     """The model input (no batch axis) of ``path``'s centre chunk, as ``edgeport export --data-path-train``
     calibrates on it; ``None`` when that chunk is near-silent (below ``snr_threshold``; 0 keeps it)."""
     from edgeport.audio.chunking import chunk_signal
-    from edgeport.families.audio.contract import load_audio
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features, load_audio
     from edgeport.families.audio.representative import CHUNK_OVERLAP, is_near_silent
 
     cfg = audio_model_config(cfg)
     chunks = chunk_signal(load_audio(path, cfg), cfg.chunk_samples, CHUNK_OVERLAP)
     chunk = chunks[len(chunks) // 2]
-    x = features_from_chunk(chunk, cfg)
+    x = features(chunk, cfg)
     return None if is_near_silent(x, chunk, cfg, snr_threshold) else x
 
 

@@ -103,8 +103,8 @@ def test_spec_augment_masks():
 
 
 def test_synthetic_generator_writes_labelled_folder(tmp_path):
+    from edgeport.audio.dataset import scan_dataset
     from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
-    from edgeport.training.data import scan_dataset
 
     names = generate_dataset(tmp_path, SyntheticSpec(n_species=4, files_per_class=2, noise_files=3, duration=1.0),
                              seed=0)

@@ -174,10 +174,9 @@ def test_prefetched_keeps_order_and_raises_errors():
 @pytest.mark.parametrize("frontend,scale", [("hybrid", "pwl"), ("librosa", "pwl"), ("raw", "pwl"), ("mfcc", "none")])
 def test_worker_chunks_are_the_salient_chunks_features_for_every_frontend(tmp_path, clips, frontend, scale):
     """A worker's output, with the cache (memory, folder) or without, is exactly the file's seeded salient
-    chunks through ``features_from_chunk``, including a file shorter than one chunk (padded)."""
+    chunks through ``contract.features``, including a file shorter than one chunk (padded)."""
     from edgeport.audio.chunking import salient_chunks
-    from edgeport.families.audio.contract import load_audio
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features, load_audio
     from edgeport.families.audio.model_config import AudioModelConfig
     from edgeport.training.data import load_file_chunks
 
@@ -189,7 +188,7 @@ def test_worker_chunks_are_the_salient_chunks_features_for_every_frontend(tmp_pa
     spec = CacheSpec(str(tmp_path / "cache"), memory_mb=64)
     for path in [*clips, short]:
         x = load_audio(path, cfg, max_duration=60.0)
-        want = np.stack([features_from_chunk(c, cfg) for c in
+        want = np.stack([features(c, cfg) for c in
                          salient_chunks(x, cfg.chunk_samples, 2, rng=np.random.default_rng(11))])
         assert want.shape[0] == (1 if path == short else 2)
         for cache in (None, spec, spec, CacheSpec(str(tmp_path / "cache"), memory_mb=0)):

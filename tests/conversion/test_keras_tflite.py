@@ -60,10 +60,10 @@ def test_full_int8_for_every_frontend(frontend, trained_model, audio_folder, tmp
                                       min_cosine=0.95, min_centred=0.9, min_top1=0.9)
     # the hard cases lead the held-out set: digital silence, then a real chunk at -60 dB and -80 dB
     from edgeport.families.audio import AudioModelConfig
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features
 
     cfg = AudioModelConfig.from_dict(m["source"]["model_config"])
-    np.testing.assert_array_equal(x[0], features_from_chunk(np.zeros(cfg.chunk_samples, np.float32), cfg))
+    np.testing.assert_array_equal(x[0], features(np.zeros(cfg.chunk_samples, np.float32), cfg))
     assert m["calibration"]["hard_cases"][0] == "silence" and len(m["calibration"]["hard_cases"]) == 3
     cal = m["calibration"]
     # 70 files, fewer than --num-samples: two rows a file (the centre chunk, the most energetic other one)

@@ -97,7 +97,7 @@ def test_convert_to_tflite_the_seed_way(quantization, trained_model, audio_folde
     assert set(litert.io_dtypes()["inputs"].values()) == {"float32"}
     assert set(litert.io_dtypes()["outputs"].values()) == {"float32"}
     # judged here on every chunk of every file (not only the centre chunks it was calibrated on)
-    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.families.audio.contract import model_input_from_audio
     from edgeport.families.audio.model_config import AudioModelConfig
 
     mcfg = AudioModelConfig.from_dict(cfg)

@@ -32,7 +32,7 @@ def folder(tmp_path_factory):
 def test_calibration_is_stratified_centre_chunks_without_silence(folder, frontend):
     from edgeport.audio.chunking import chunk_signal
     from edgeport.audio.io import load
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features
     from edgeport.families.audio.representative import build_audio_inputs
 
     cfg = AudioModelConfig(audio_frontend=frontend, mag_scale="pwl", **CFG)
@@ -45,7 +45,7 @@ def test_calibration_is_stratified_centre_chunks_without_silence(folder, fronten
     centres = []
     for p in sorted(folder.rglob("*.wav")):
         chunks = chunk_signal(load(p, cfg.sample_rate), cfg.chunk_samples, 0.5)
-        centres.append(features_from_chunk(chunks[len(chunks) // 2], cfg))
+        centres.append(features(chunks[len(chunks) // 2], cfg))
     for row in cal:
         assert any(np.array_equal(row, c) for c in centres)
         assert float(np.abs(row).mean()) > 0
@@ -53,7 +53,7 @@ def test_calibration_is_stratified_centre_chunks_without_silence(folder, fronten
     assert not any(np.array_equal(h, c) for h in data.heldout for c in cal)
     ref = data.reference_inputs(8, seed=0)["input"]
     assert ref.shape == (8, *cfg.input_shape)
-    np.testing.assert_array_equal(ref[0], features_from_chunk(np.zeros(cfg.chunk_samples, np.float32), cfg))
+    np.testing.assert_array_equal(ref[0], features(np.zeros(cfg.chunk_samples, np.float32), cfg))
     assert data.hard_case_names[0] == "silence" and len(data.hard_cases) == 3
     assert not np.array_equal(data.reference_inputs(8, seed=1)["input"], ref)  # another seed, another sample
 
@@ -87,7 +87,7 @@ def test_a_small_folder_gives_the_centre_chunk_then_the_most_energetic_others(fo
     energy, and keeps one chunk for validation; a silent file gives none and each skipped chunk is counted."""
     from edgeport.audio.chunking import chunk_signal
     from edgeport.audio.io import load
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features
     from edgeport.families.audio.representative import build_audio_inputs
 
     cfg = AudioModelConfig(audio_frontend="hybrid", mag_scale="pwl", **CFG)
@@ -106,7 +106,7 @@ def test_a_small_folder_gives_the_centre_chunk_then_the_most_energetic_others(fo
         assert len(chunks) == 3
         energy = (chunks.astype(np.float64) ** 2).mean(axis=1)
         loudest = max((0, 2), key=lambda j: energy[j])
-        want += [features_from_chunk(chunks[1], cfg), features_from_chunk(chunks[loudest], cfg)]
+        want += [features(chunks[1], cfg), features(chunks[loudest], cfg)]
     assert sorted(r.tobytes() for r in data.calibration) == sorted(r.tobytes() for r in want)
     assert not any(np.array_equal(h, c) for h in data.heldout for c in data.calibration)
     assert set(s["value_percentiles"]) == {"p0.1", "p50", "p99.9"}

@@ -7,6 +7,7 @@ import pytest
 
 @pytest.mark.slow
 def test_int8_objective_scores_the_converted_artifact(tmp_path, trained_model, audio_folder):
+    from edgeport.audio.dataset import scan_dataset
     from edgeport.evaluation.metrics import roc_auc_macro
     from edgeport.runtimes.keras import KerasRunner
     from edgeport.training import data as D
@@ -20,7 +21,7 @@ def test_int8_objective_scores_the_converted_artifact(tmp_path, trained_model, a
     tc = TuneConfig(base=cfg, outdir=tmp_path, objective="int8")
     value = int8_val_roc_auc(model, cfg, tmp_path / "int8", tc)
     # the float model's ROC-AUC on the same validation split (same seed, split and chunks)
-    ds = D.scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
+    ds = scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
     _, va = D.split_dataset(ds, cfg.val_split, cfg.seed)
     val = ds.subset(va)
     x, y, _ = D.load_fixed(val.files, val.labels, _model_config_json(model), chunks_per_file=cfg.max_chunks_per_file,

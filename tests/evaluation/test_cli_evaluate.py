@@ -124,7 +124,7 @@ def test_three_formats_agree(runs, artifacts):
 
 def test_scores_follow_the_training_input_path(runs, artifacts, test_folder):
     """File scores = mean over every 0.5 s chunk of the Keras model's probabilities on training's model input."""
-    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.families.audio.contract import model_input_from_audio
     from edgeport.families.audio.loading import load_trained_model
 
     model, _ = load_trained_model(artifacts["keras"])

@@ -60,7 +60,7 @@ def keras_audio_models(tmp_path_factory):
 def _chunks(cfg, n: int, seed: int, *, hard: bool) -> np.ndarray:
     """Model inputs from synthetic clips (3 species + noise); ``hard`` puts silence, -60 dB and -80 dB first."""
     from edgeport.audio.synthetic import CallSynth, SyntheticSpec, make_clip
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features
 
     synth = CallSynth(SyntheticSpec(n_species=3, duration=cfg.chunk_duration, sample_rate=cfg.sample_rate,
                                     difficulty=0.0))
@@ -72,7 +72,7 @@ def _chunks(cfg, n: int, seed: int, *, hard: bool) -> np.ndarray:
     while len(clips) < n:
         k = int(rng.integers(0, 4))
         clips.append(make_clip(synth, None if k == 3 else k, rng))
-    return np.stack([features_from_chunk(c[: cfg.chunk_samples], cfg) for c in clips]).astype(np.float32)
+    return np.stack([features(c[: cfg.chunk_samples], cfg) for c in clips]).astype(np.float32)
 
 
 _HANDLES: dict[str, ModelHandle] = {}

@@ -47,7 +47,7 @@ def shipped_scores(stm32_files, stm32_inputs):
 
 
 def test_shipped_tflite_evaluates_with_its_config(stm32_files, stm32_cfg, stm32_data, tmp_path):
-    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.families.audio.contract import model_input_from_audio
     from edgeport.runtimes import open_runner
 
     out = tmp_path / "eval"
@@ -156,7 +156,7 @@ def test_predict_on_the_shipped_tflite_feeds_the_seed_contract(stm32_files, stm3
     """``edgeport predict`` on the shipped .tflite with its config: the seed contract's inputs (min-max per chunk,
     257 bins), every chunk's top score the model's own on ``model_input_from_audio``, and no sigmoid applied on
     top of the graph's (the config's ``sigmoid_in_graph``)."""
-    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.families.audio.contract import model_input_from_audio
     from edgeport.prediction.audio import AudioPredictor
     from edgeport.runtimes import open_runner
 

@@ -83,7 +83,7 @@ def band_detector(tmp_path_factory):
     pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features
     from edgeport.families.audio.model_config import write_model_config
 
     cfg = band_config()
@@ -92,7 +92,7 @@ def band_detector(tmp_path_factory):
     w = np.zeros((n_pad, len(BAND_CLASSES)), np.float32)
     for c, (_, f) in enumerate(BAND_CLASSES):
         sel = np.flatnonzero(np.abs(bins - f) <= 150.0)
-        full = features_from_chunk(tone(f, cfg.chunk_duration), cfg)[..., 0].mean(axis=1)[sel].mean()
+        full = features(tone(f, cfg.chunk_duration), cfg)[..., 0].mean(axis=1)[sel].mean()
         w[sel, c] = 40.0 / (len(sel) * full)
     b = np.full(len(BAND_CLASSES), -40.0 * 0.15, np.float32)
     graph = helper.make_graph(

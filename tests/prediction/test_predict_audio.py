@@ -135,7 +135,7 @@ def test_long_file_is_streamed_in_blocks_with_the_same_result(band_detector, tmp
     """A 40 s recording at 22.05 kHz read in 7 s blocks (resampled per block) gives the chunks and scores of
     reading it whole, and the inputs of the whole-file input builder (frontends.model_input_from_audio)."""
     from edgeport.evaluation.audio import iter_model_inputs
-    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.families.audio.contract import model_input_from_audio
     from edgeport.prediction.audio import predict_audio
     from tests.prediction.conftest import band_config
 

@@ -9,10 +9,11 @@ import pytest
 
 def _parse(argv):
     from edgeport.cli import train as cli
+    from edgeport.cli.args import config_from_args
 
     p = argparse.ArgumentParser()
     cli.add_arguments(p)
-    return cli.config_from_args(p.parse_args(argv))
+    return config_from_args(p.parse_args(argv))
 
 
 def test_defaults_follow_the_seed():
@@ -92,8 +93,8 @@ def test_every_multi_word_flag_accepts_the_seed_underscore_spelling(command):
 
 
 def test_seed_command_line_reads_like_the_dashed_one():
+    from edgeport.cli.args import config_from_args
     from edgeport.cli.main import build_parser
-    from edgeport.cli.train import config_from_args
 
     seed = ["train", "--data_path_train", "birds", "--checkpoint_path", "m.keras", "--num_mels", "32",
             "--no_spec_augment", "--mixup_alpha", "0", "--embeddings_size", "64", "--no_class_weights",

@@ -29,7 +29,7 @@ def _folder(root, counts, noise=()):
 
 
 def test_noise_folders_give_all_zero_labels(tmp_path):
-    from edgeport.training.data import scan_dataset
+    from edgeport.audio.dataset import scan_dataset
 
     ds = scan_dataset(_folder(tmp_path, {"robin": 2, "wren": 3}, noise=("noise", "Silence", "background", "other")))
     assert ds.class_names == ["robin", "wren"]
@@ -57,7 +57,8 @@ def test_class_weights_follow_inverse_frequency():
 
 
 def test_upsample_and_max_samples(tmp_path):
-    from edgeport.training.data import scan_dataset, upsample_indices
+    from edgeport.audio.dataset import scan_dataset
+    from edgeport.training.data import upsample_indices
 
     ds = scan_dataset(_folder(tmp_path, {"a": 8, "b": 2}))
     up = upsample_indices(ds.folder_of, 0.5, seed=0)
@@ -68,7 +69,8 @@ def test_upsample_and_max_samples(tmp_path):
 
 
 def test_class_with_one_file_is_train_only_with_warning(tmp_path, caplog):
-    from edgeport.training.data import scan_dataset, split_dataset
+    from edgeport.audio.dataset import scan_dataset
+    from edgeport.training.data import split_dataset
 
     ds = scan_dataset(_folder(tmp_path, {"common": 10, "rare": 1}))
     with caplog.at_level(logging.WARNING):
@@ -80,7 +82,7 @@ def test_class_with_one_file_is_train_only_with_warning(tmp_path, caplog):
 
 
 def test_unreadable_files_skipped_and_listed(tmp_path, caplog):
-    from edgeport.training.data import scan_dataset
+    from edgeport.audio.dataset import scan_dataset
 
     _folder(tmp_path, {"a": 2, "b": 2})
     (tmp_path / "a" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")
@@ -93,7 +95,7 @@ def test_unreadable_files_skipped_and_listed(tmp_path, caplog):
 
 
 def test_folder_with_only_unreadable_files(tmp_path):
-    from edgeport.training.data import scan_dataset
+    from edgeport.audio.dataset import scan_dataset
 
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.wav").write_bytes(b"not audio")
@@ -102,7 +104,7 @@ def test_folder_with_only_unreadable_files(tmp_path):
 
 
 def test_empty_and_missing_folders(tmp_path):
-    from edgeport.training.data import scan_dataset
+    from edgeport.audio.dataset import scan_dataset
 
     with pytest.raises(DataError, match="no audio files"):
         scan_dataset(tmp_path)
@@ -124,7 +126,7 @@ def test_unknown_frontend_message():
 
 
 def test_mfcc_needs_as_many_mels_as_coefficients(tmp_path):
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features
     from edgeport.families.audio.model_config import AudioModelConfig
 
     with pytest.raises(ConfigError, match="--n-mfcc 20 is more than --num-mels 16"):
@@ -132,15 +134,16 @@ def test_mfcc_needs_as_many_mels_as_coefficients(tmp_path):
     AudioModelConfig(audio_frontend="hybrid", num_mels=16, n_mfcc=20)  # n_mfcc unused by other frontends
     cfg = AudioModelConfig(audio_frontend="mfcc", mag_scale="none", sample_rate=8000, chunk_duration=0.25,
                            spec_width=8, fft_length=128, num_mels=16, n_mfcc=16)
-    x = features_from_chunk(np.random.default_rng(0).normal(size=cfg.chunk_samples), cfg)
+    x = features(np.random.default_rng(0).normal(size=cfg.chunk_samples), cfg)
     assert x.shape == cfg.input_shape == (16, 8, 1)
 
 
 def test_chunk_stream_same_with_and_without_workers(tmp_path):
     import json
 
+    from edgeport.audio.dataset import scan_dataset
     from edgeport.families.audio.model_config import AudioModelConfig
-    from edgeport.training.data import ChunkStream, make_executor, scan_dataset
+    from edgeport.training.data import ChunkStream, make_executor
 
     ds = scan_dataset(_folder(tmp_path, {"a": 3, "b": 3}))
     cfg = AudioModelConfig(sample_rate=8000, chunk_duration=0.25, spec_width=8, fft_length=128, num_mels=16,

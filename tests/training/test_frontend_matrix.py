@@ -12,9 +12,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("audio_matrix")]
 
 @pytest.mark.parametrize(("frontend", "mag_scale"), valid_pairs())
 def test_pair_trains_and_round_trips(frontend, mag_scale, small_data, tmp_path, make_config):
-    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.audio.dataset import scan_dataset
+    from edgeport.families.audio.contract import model_input_from_audio
     from edgeport.families.audio.loading import load_trained_model
-    from edgeport.training.data import scan_dataset
     from edgeport.training.trainer import train
 
     r = train(make_config(small_data, tmp_path / "m.keras", audio_frontend=frontend, mag_scale=mag_scale,

@@ -11,8 +11,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("audio")]
 
 
 def _inputs(cfg, data_root, n=24):
-    from edgeport.families.audio.frontends import model_input_from_audio
-    from edgeport.training.data import scan_dataset
+    from edgeport.audio.dataset import scan_dataset
+    from edgeport.families.audio.contract import model_input_from_audio
 
     ds = scan_dataset(data_root)
     idx = np.linspace(0, len(ds) - 1, n).astype(int)

@@ -54,7 +54,7 @@ def test_study_loop_records_failures_counts_and_resumes(tmp_path, monkeypatch):
                            val_roc_auc=score, seconds=0.0)
 
     monkeypatch.setattr(trainer, "train", fake_train)
-    monkeypatch.setattr("edgeport.training.data.scan_dataset", lambda *a, **k: None)
+    monkeypatch.setattr("edgeport.audio.dataset.scan_dataset", lambda *a, **k: None)
     seen = []
     res = tune.run_study(_tc(tmp_path, "data", 7), on_trial=lambda t, best: seen.append((t.number, t.state.name)))
     assert res.n_trials == 7 and res.ran_here == 7 and len(seen) == 7
@@ -84,8 +84,8 @@ def test_study_loop_records_failures_counts_and_resumes(tmp_path, monkeypatch):
 def test_printed_train_command_parses_back_to_the_best_config(tmp_path):
     import shlex
 
+    from edgeport.cli.args import config_from_args
     from edgeport.cli.main import build_parser
-    from edgeport.cli.train import config_from_args
     from edgeport.cli.tune import train_command
 
     cfg = TrainConfig(data_path_train=str(tmp_path / "my data"), checkpoint_path=str(tmp_path / "c.keras"),

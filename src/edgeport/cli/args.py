@@ -92,3 +92,10 @@ def add_scoring_arguments(g) -> None:
 
 #: --sigmoid -> apply_sigmoid (None: decided from the model config, the output name and the score range)
 SIGMOID_CHOICES = {"auto": None, "yes": True, "no": False}
+
+
+def config_from_args(args: argparse.Namespace):
+    """argparse namespace -> TrainConfig (every option with the same name): `train` and `tune`."""
+    from edgeport.training.config import TrainConfig
+
+    return TrainConfig.from_dict(vars(args))

@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from edgeport.audio.dataset import NOISE_CLASSES
     from edgeport.evaluation.pooling import DEFAULT_LME_SHARPNESS, POOLINGS
-    from edgeport.training.data import NOISE_CLASSES
 
     m = p.add_argument_group("model")
     m.add_argument("artifact", nargs="?", default=None, metavar="ARTIFACT",

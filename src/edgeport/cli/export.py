@@ -128,8 +128,11 @@ def run(args: argparse.Namespace) -> int:
 
     source = resolve_source(args, DEFAULT_CHECKPOINT)
     if args.family == "hierarchy":
-        from edgeport.families.hierarchy.cli import run_export
+        from edgeport.families.hierarchy.cli import HONOURED, run_export
 
+        # bad input is refused before anything is loaded: flags this export does not read, ranges, gates, formats
+        refuse_unused_flags(args, HONOURED, "export --family hierarchy (the ONNX deliverables folder)")
+        check_flags(args)
         return run_export(args, source)
     check_flags(args)
     result = export(

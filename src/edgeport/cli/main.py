@@ -28,6 +28,8 @@ COMMANDS = {
     "ood": "edgeport.cli.ood",
     "bench": "edgeport.cli.bench",
 }
+#: (command, flag) -> the command that runs instead when the flag is set (the seed's ``train --tune`` is ``tune``)
+HANDOFFS = {("train", "tune"): "tune"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
     )
     logging.getLogger("edgeport").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    module = args._module
+    for (command, flag), target in HANDOFFS.items():
+        if args.command == command and getattr(args, flag, False):
+            module = importlib.import_module(COMMANDS[target])
     try:
-        return int(args._module.run(args))
+        return int(module.run(args))
     except EdgeportError as e:
         print(f"edgeport {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return e.exit_code

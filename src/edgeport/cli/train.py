@@ -84,25 +84,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     r.add_argument("--tune", action="store_true", help="run an Optuna search instead (as `edgeport tune`, study "
                    "in CHECKPOINT_DIR/tune/)")
-    from edgeport.cli.tune import add_n_trials
-
-    add_n_trials(r)
-
-
-def config_from_args(args: argparse.Namespace):
-    """argparse namespace -> TrainConfig (every option with the same name)."""
-    from edgeport.training.config import TrainConfig
-
-    return TrainConfig.from_dict(vars(args))
+    r.add_argument("--n-trials", type=int, default=20,
+                   help="with --tune / in a study: trials of the whole study (every worker's, failed ones included)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgeport.cli.args import config_from_args
     from edgeport.training.trainer import train
-
-    if getattr(args, "tune", False):
-        from edgeport.cli import tune
-
-        return tune.run(args)
 
     result = train(config_from_args(args))
     print(f"model:   {result.model_path}")

@@ -12,12 +12,6 @@ HELP = ("search the DS-CNN's hyperparameters with Optuna (maximises validation R
 log = logging.getLogger(__name__)
 
 
-def add_n_trials(p: argparse.ArgumentParser) -> None:
-    """``--n-trials``: ``edgeport train --tune`` and ``edgeport tune``."""
-    p.add_argument("--n-trials", type=int, default=20,
-                   help="with --tune / in a study: trials of the whole study (every worker's, failed ones included)")
-
-
 def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     """The study options besides ``--n-trials`` (which the train arguments already hold)."""
     g = p.add_argument_group("study")
@@ -46,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def tune_config(args: argparse.Namespace):
     from pathlib import Path
 
-    from edgeport.cli.train import config_from_args
+    from edgeport.cli.args import config_from_args
     from edgeport.errors import ConfigError
     from edgeport.training.tune import DEFAULT_STUDY, TuneConfig
 
@@ -123,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "status", False):
         from pathlib import Path
 
-        from edgeport.cli.train import config_from_args
+        from edgeport.cli.args import config_from_args
         from edgeport.training.tune import TuneConfig
 
         if not args.data_path_train:

@@ -1,6 +1,6 @@
 """Evaluate an audio classifier artifact on a labelled test folder (the engine of ``edgeport evaluate``).
 
-The test folder is read as training reads its data (``edgeport.training.data.scan_dataset``: one sub-folder
+The test folder is read as training reads its data (``edgeport.audio.dataset.scan_dataset``: one sub-folder
 per species, noise folders give all-zero labels) and every file goes through the same input path as
 training (``edgeport.families.audio.frontends``: load, mono, resample, peak-normalise, frontend per chunk),
 cut into every chunk (with overlap) instead of training's salient chunks. The artifact runs in its own
@@ -32,7 +32,7 @@ def scan_test_folder(root: Path | str, class_names: list[str], *, max_files_per_
                      seed: int = 0):
     """``AudioDataset`` of ``root/<species>/`` with labels in the model's class order (noise folders:
     all-zero rows). A species folder the model does not know is an error."""
-    from edgeport.training.data import scan_dataset
+    from edgeport.audio.dataset import scan_dataset
 
     root = Path(root)
     if not root.exists():
@@ -58,18 +58,17 @@ def iter_model_inputs(path: Path | str, cfg, *, overlap: float = 0.0, max_durati
                       group: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(model inputs (n, ...), chunk start/end seconds (n, 2))`` groups of every chunk of one file, in order:
     training's input path (load, mono, resample, peak-normalise when the input contract says so;
-    ``features_from_chunk`` per chunk) with
+    ``contract.features`` per chunk) with
     every chunk instead of salient ones; ``overlap`` is the fraction of a chunk that consecutive chunks
     share. Long files are streamed in blocks (``edgeport.audio.stream``). Raises AudioReadError."""
     from edgeport.audio.chunking import chunk_times_from_starts
     from edgeport.audio.stream import BLOCK_SECONDS, GROUP_CHUNKS, iter_chunks
-    from edgeport.families.audio.contract import normalizes
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features, normalizes
 
     for chunks, starts, n in iter_chunks(path, cfg.sample_rate, cfg.chunk_samples, overlap, max_duration=max_duration,
                                          block_seconds=block_seconds or BLOCK_SECONDS, group=group or GROUP_CHUNKS,
                                          normalize=normalizes(cfg)):
-        inputs = np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32)
+        inputs = np.stack([features(c, cfg) for c in chunks]).astype(np.float32)
         yield inputs, chunk_times_from_starts(starts, cfg.chunk_samples, n, cfg.sample_rate)
 
 

@@ -13,9 +13,10 @@ def saved_model_val_roc_auc(cfg, model_path: Path | str | None = None) -> float:
     """Macro ROC-AUC (edgeport.evaluation.metrics, classes with positives and negatives) of ``model_path``
     (default ``cfg.checkpoint``), loaded from disk, on the validation chunks of ``cfg``'s folder: the split,
     salient chunks and labels training builds (``cfg``: the TrainConfig the model was trained with)."""
+    from edgeport.audio.dataset import scan_dataset
     from edgeport.evaluation.metrics import roc_auc_macro
     from edgeport.families.audio.loading import load_trained_model
-    from edgeport.training.data import load_fixed, scan_dataset, split_dataset
+    from edgeport.training.data import load_fixed, split_dataset
 
     model, mcfg = load_trained_model(model_path or cfg.checkpoint)
     ds = scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)

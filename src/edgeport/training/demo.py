@@ -36,7 +36,7 @@ def demo_train_config(data: Path, checkpoint: Path, *, seed: int = 0, num_worker
 def evaluate_files(model, cfg, files: list[str], labels: np.ndarray, *, max_chunks: int = 2) -> float:
     """File-level macro ROC-AUC: max over each file's salient chunks' probabilities."""
     from edgeport.evaluation.metrics import roc_auc_macro
-    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.families.audio.contract import model_input_from_audio
     from edgeport.training.trainer import predict_logits
 
     xs = [model_input_from_audio(f, cfg, max_chunks=max_chunks) for f in files]
@@ -54,10 +54,10 @@ def train_demo(outdir: Path, *, seed: int = 0, epochs: int | None = None) -> dic
     Returns paths (model, model_config, labels, data folders), val/test ROC-AUC of the DS-CNN, the
     mean-spectrum baseline's test ROC-AUC, and timings in seconds.
     """
+    from edgeport.audio.dataset import scan_dataset
     from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
     from edgeport.families.audio.loading import load_trained_model
     from edgeport.training.baseline import mean_spectrum_baseline
-    from edgeport.training.data import scan_dataset
     from edgeport.training.trainer import train
 
     t0 = time.time()

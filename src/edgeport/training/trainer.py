@@ -301,7 +301,7 @@ def train(cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     for p in out.values():
         plan.add(p)
 
-    from edgeport.training.data import scan_dataset
+    from edgeport.audio.dataset import scan_dataset
 
     if mode != "train" and not cfg.checkpoint.is_file():
         what = "QAT fine-tunes a trained model" if mode == "qat" else "Linear probing needs a pretrained model"

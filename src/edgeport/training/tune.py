@@ -257,7 +257,7 @@ def run_study(tc: TuneConfig, *, on_trial=None) -> TuneResult:
     optuna = _optuna()
     t0 = time.time()
     outdir = Path(tc.outdir)
-    from edgeport.training.data import scan_dataset
+    from edgeport.audio.dataset import scan_dataset
 
     scan_dataset(tc.base.data_path_train, max_samples=tc.base.max_samples, seed=tc.base.seed)  # bad data: no trials
     outdir.mkdir(parents=True, exist_ok=True)
@@ -345,6 +345,7 @@ def int8_val_roc_auc(model_path: Path, cfg: TrainConfig, outdir: Path, tc: TuneC
     return that artifact's ROC-AUC on the run's validation split. A missed gate raises (the trial fails)."""
     import numpy as np
 
+    from edgeport.audio.dataset import scan_dataset
     from edgeport.errors import ConversionError
     from edgeport.evaluation.metrics import roc_auc_macro
     from edgeport.export import ExportConfig, export_handle
@@ -354,7 +355,7 @@ def int8_val_roc_auc(model_path: Path, cfg: TrainConfig, outdir: Path, tc: TuneC
     from edgeport.sources.keras import attach_audio_data
     from edgeport.training import data as D
 
-    ds = D.scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
+    ds = scan_dataset(cfg.data_path_train, max_samples=cfg.max_samples, seed=cfg.seed)
     _, va = D.split_dataset(ds, cfg.val_split, cfg.seed)
     val = ds.subset(va)
     if not len(val):

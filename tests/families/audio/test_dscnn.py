@@ -100,8 +100,8 @@ def test_hybrid_mel_mixer_is_fixed_slaney_and_matches_librosa_frontend():
     """At initialisation the in-graph hybrid frontend equals the offline librosa frontend (pwl)."""
     import keras
 
+    from edgeport.families.audio.contract import features
     from edgeport.families.audio.dscnn import build_model
-    from edgeport.families.audio.frontends import features_from_chunk
     from edgeport.families.audio.model_config import AudioModelConfig
 
     cfg = AudioModelConfig(**SMALL, audio_frontend="hybrid", mag_scale="pwl")
@@ -109,8 +109,8 @@ def test_hybrid_mel_mixer_is_fixed_slaney_and_matches_librosa_frontend():
     assert not m.get_layer("mel_mixer").trainable_weights
     chunk = np.random.default_rng(0).standard_normal(cfg.chunk_samples).astype(np.float32)
     fe = keras.Model(m.inputs, m.get_layer("mag_pwl").output)
-    y = np.asarray(fe(features_from_chunk(chunk, cfg)[None]))[0]
-    ref = features_from_chunk(chunk, cfg.replace(audio_frontend="librosa"))
+    y = np.asarray(fe(features(chunk, cfg)[None]))[0]
+    ref = features(chunk, cfg.replace(audio_frontend="librosa"))
     np.testing.assert_allclose(y, ref, atol=1e-5)
 
 

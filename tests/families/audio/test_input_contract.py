@@ -184,7 +184,7 @@ def test_evaluate_takes_a_raw_batch_samples_onnx_with_a_config_that_says_so(tmp_
     from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
     from edgeport.evaluation.audio import evaluate_audio_artifact
     from edgeport.evaluation.evaluate import sigmoid
-    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.families.audio.contract import model_input_from_audio
     from edgeport.families.audio.model_config import AudioModelConfig
 
     data = tmp_path / "test"
@@ -217,7 +217,7 @@ def test_evaluate_takes_a_raw_batch_samples_tflite(tmp_path):
 
     from edgeport.audio.synthetic import SyntheticSpec, generate_dataset
     from edgeport.evaluation.audio import evaluate_audio_artifact
-    from edgeport.families.audio.frontends import model_input_from_audio
+    from edgeport.families.audio.contract import model_input_from_audio
     from edgeport.families.audio.model_config import AudioModelConfig
 
     data = tmp_path / "test"

@@ -139,6 +139,7 @@ def test_flags_the_export_does_not_honour_are_refused(hierarchy_data, tmp_path, 
 
 def test_ood_fit_refits_in_place_as_one_set(hierarchy_export, tmp_path, monkeypatch):
     from edgeport.families.hierarchy import ood
+    from edgeport.families.hierarchy.deliverables import refit_ood
 
     d = tmp_path / "copy"
     shutil.copytree(hierarchy_export, d)
@@ -153,10 +154,10 @@ def test_ood_fit_refits_in_place_as_one_set(hierarchy_export, tmp_path, monkeypa
 
     monkeypatch.setattr(ood, "check_onnx", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        ood.refit(d, embeddings=emb, percentile=90)
+        refit_ood(d, embeddings=emb, percentile=90)
     assert _tree(d) == before  # the earlier detector, metadata and manifest whole; no staging left
     monkeypatch.setattr(ood, "check_onnx", real_check)
-    det, check = ood.refit(d, embeddings=emb, percentile=90)
+    det, check = refit_ood(d, embeddings=emb, percentile=90)
     assert check["passed"]
     changed = {k for k in before if _tree(d).get(k) != before[k]}
     assert changed == {ood.NPZ, ood.JSON, ood.ONNX, "onnx-metadata.json", "manifest.json"}

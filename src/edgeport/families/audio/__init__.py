@@ -3,10 +3,10 @@
 Light to import (no TensorFlow): Keras parts live in ``layers``, ``dscnn`` and ``loading``.
 """
 
+from edgeport.families.audio.contract import model_input_from_audio
 from edgeport.families.audio.frontends import (
     FRONTENDS,
     MAG_SCALES,
-    model_input_from_audio,
     resolve_frontend,
 )
 from edgeport.families.audio.model_config import (

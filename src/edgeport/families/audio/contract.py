@@ -188,3 +188,32 @@ def resolve(cfg: AudioModelConfig, got, *, what: str, cfg_source: str) -> AudioM
 
 __all__ = ["CONTRACT_KEYS", "EDGEPORT_CONTRACT", "SCALINGS", "check_input_shape", "describe", "features",
            "fixes_for", "input_shape", "load_audio", "minmax", "normalizes", "resolve", "seed_contract"]
+
+
+def model_input_from_audio(path: Path | str, cfg: AudioModelConfig, *, max_chunks: int | None = None,
+                           overlap: float = 0.0, max_duration: float | None = None, return_times: bool = False):
+    """Batch of model inputs for an audio file: load (mono, resample, peak-normalise if the contract says so),
+    chunk, frontend and the contract's scaling and shape.
+
+    ``max_chunks=None`` gives every chunk in file order (for evaluation; ``overlap`` is the fraction of a
+    chunk that consecutive chunks share); an integer gives that many salient chunks (highest short-time
+    energy) in file order. ``return_times=True`` (every-chunk mode only) also returns the chunks' start and
+    end seconds, (n_chunks, 2).
+    """
+    from edgeport.audio.chunking import (
+        chunk_signal,
+        chunk_times_from_starts,
+        salient_chunks,
+    )
+
+    x = load_audio(path, cfg, max_duration=max_duration)
+    if max_chunks is None:
+        chunks, starts = chunk_signal(x, cfg.chunk_samples, overlap, return_starts=True)
+    else:
+        if return_times:
+            raise ValueError("return_times needs every chunk (max_chunks=None)")
+        chunks = salient_chunks(x, cfg.chunk_samples, max_chunks)
+    inputs = np.stack([features(c, cfg) for c in chunks]).astype(np.float32)
+    if not return_times:
+        return inputs
+    return inputs, chunk_times_from_starts(starts, cfg.chunk_samples, x.size, cfg.sample_rate)

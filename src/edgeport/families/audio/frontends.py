@@ -11,7 +11,6 @@ import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +40,7 @@ for _name, _doc in (("pwl", "piecewise-linear learned compression (quantization 
 class FrontendSpec:
     """``features`` gives the frontend's core features of one chunk: (bins, frames) for a spectrogram frontend,
     (samples,) for the raw waveform; ``core_shape`` their shape. The input contract of the model config then
-    scales, pads and shapes them into the model input (``features_from_chunk``)."""
+    scales, pads and shapes them into the model input (``contract.features``)."""
 
     name: str
     description: str
@@ -141,41 +140,3 @@ def npu_problems(cfg: AudioConfig) -> list[str]:
     if cfg.audio_frontend == "mfcc" and cfg.n_mfcc % 8:
         problems.append(f"--n-mfcc {cfg.n_mfcc} is not a multiple of 8 (NPU channel alignment)")
     return problems
-
-
-def features_from_chunk(chunk: np.ndarray, cfg: AudioConfig) -> np.ndarray:
-    """Model input (no batch axis) for one chunk of ``cfg.chunk_samples`` samples at ``cfg.sample_rate``, as the
-    config's input contract says (``edgeport.families.audio.contract``)."""
-    from edgeport.families.audio import contract
-
-    return contract.features(chunk, cfg)
-
-
-def model_input_from_audio(path: Path | str, cfg: AudioConfig, *, max_chunks: int | None = None,
-                           overlap: float = 0.0, max_duration: float | None = None, return_times: bool = False):
-    """Batch of model inputs for an audio file: load (mono, resample, peak-normalise if the contract says so),
-    chunk, frontend and the contract's scaling and shape.
-
-    ``max_chunks=None`` gives every chunk in file order (for evaluation; ``overlap`` is the fraction of a
-    chunk that consecutive chunks share); an integer gives that many salient chunks (highest short-time
-    energy) in file order. ``return_times=True`` (every-chunk mode only) also returns the chunks' start and
-    end seconds, (n_chunks, 2).
-    """
-    from edgeport.audio.chunking import (
-        chunk_signal,
-        chunk_times_from_starts,
-        salient_chunks,
-    )
-    from edgeport.families.audio.contract import load_audio
-
-    x = load_audio(path, cfg, max_duration=max_duration)
-    if max_chunks is None:
-        chunks, starts = chunk_signal(x, cfg.chunk_samples, overlap, return_starts=True)
-    else:
-        if return_times:
-            raise ValueError("return_times needs every chunk (max_chunks=None)")
-        chunks = salient_chunks(x, cfg.chunk_samples, max_chunks)
-    inputs = np.stack([features_from_chunk(c, cfg) for c in chunks]).astype(np.float32)
-    if not return_times:
-        return inputs
-    return inputs, chunk_times_from_starts(starts, cfg.chunk_samples, x.size, cfg.sample_rate)

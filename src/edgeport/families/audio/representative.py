@@ -155,9 +155,8 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
     from tqdm.auto import tqdm
 
     from edgeport.audio.chunking import chunk_signal
-    from edgeport.families.audio.contract import load_audio
-    from edgeport.families.audio.frontends import features_from_chunk
-    from edgeport.training.data import scan_dataset
+    from edgeport.audio.dataset import scan_dataset
+    from edgeport.families.audio.contract import features, load_audio
 
     if num_samples < 1:
         raise DataError(f"--num-samples must be >= 1, got {num_samples}")
@@ -187,7 +186,7 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
         limit = min(per_file, max(1, len(chunks) - 1))  # a file of several chunks keeps one for validation
         for rank, j in enumerate(calibration_order(chunks)):
             ch = chunks[j]
-            feat = features_from_chunk(ch, cfg)
+            feat = features(ch, cfg)
             if rank < limit and len(calib) < num_samples:
                 if is_near_silent(feat, ch, cfg, snr_threshold):
                     skipped_silent += 1  # not calibration; still a (hard) validation chunk
@@ -224,11 +223,10 @@ def build_audio_inputs(data_path: Path | str, cfg: AudioModelConfig, *, input_na
 def _hard_cases(cfg: AudioModelConfig, ds, order: list[int], root: Path) -> tuple[np.ndarray, list[str]]:
     """Digital silence and two very quiet clips (a real chunk at -60 / -80 dB), as model inputs."""
     from edgeport.audio.chunking import chunk_signal
-    from edgeport.families.audio.contract import load_audio
-    from edgeport.families.audio.frontends import features_from_chunk
+    from edgeport.families.audio.contract import features, load_audio
 
     n = cfg.chunk_samples
-    rows = [features_from_chunk(np.zeros(n, np.float32), cfg)]
+    rows = [features(np.zeros(n, np.float32), cfg)]
     names = ["silence"]
     # the last file in the stratified order: a real chunk (its first), scaled down
     base = None
@@ -240,7 +238,7 @@ def _hard_cases(cfg: AudioModelConfig, ds, order: list[int], root: Path) -> tupl
             continue
     if base is not None:
         for g in QUIET_GAINS:
-            rows.append(features_from_chunk(base * np.float32(g), cfg))
+            rows.append(features(base * np.float32(g), cfg))
             names.append(f"quiet x{g:g} ({Path(ds.files[i]).relative_to(root)})")
     return np.stack(rows).astype(np.float32), names
 

@@ -34,15 +34,13 @@ HONOURED = {"source", "checkpoint", "factory", "trust_source", "name", "formats"
 
 
 def run_export(args: argparse.Namespace, source: str) -> int:
-    from edgeport.cli.export import check_flags, refuse_unused_flags
+    """``export --family hierarchy``, once ``edgeport.cli.export`` has refused the flags outside ``HONOURED``
+    and checked the values."""
     from edgeport.exporters import parse_gate_overrides
     from edgeport.families.hierarchy.deliverables import verification_table
     from edgeport.families.hierarchy.export import export_hierarchy
     from edgeport.reporting import format_table
 
-    # bad input is refused before anything is loaded: flags this export does not read, ranges, gates, formats
-    refuse_unused_flags(args, HONOURED, "export --family hierarchy (the ONNX deliverables folder)")
-    check_flags(args)
     result = export_hierarchy(
         source, data_path=args.data_path_train, formats=args.formats, outdir=args.outdir, name=args.name,
         force=args.force, factory=args.factory, trust_source=args.trust_source, heads_attr=args.heads_attr,
@@ -88,9 +86,9 @@ def add_ood_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_ood(args: argparse.Namespace) -> int:
-    from edgeport.families.hierarchy.ood import refit
+    from edgeport.families.hierarchy.deliverables import refit_ood
 
-    det, check = refit(args.model_dir, images=args.images, embeddings=args.embeddings,
+    det, check = refit_ood(args.model_dir, images=args.images, embeddings=args.embeddings,
                        percentile=args.ood_percentile, estimator=args.ood_estimator)
     print(f"OOD detector refitted on {det.n_fit} embeddings ({det.dim}-dim, {det.estimator}): threshold "
           f"{det.threshold:.6g} ({det.percentile:g}th percentile); ONNX vs numpy max relative diff "

@@ -643,3 +643,70 @@ def verification_table(v: dict) -> str:
     for f, lat in v["latency_batch1"].items():
         lines.append(f"species + routed disease, batch 1, {f}: p50 {lat['p50_ms']:.2f} ms")
     return "\n".join(lines)
+
+
+def refit_ood(model_dir: Path, *, images: Path | None = None, embeddings: Path | None = None, percentile: float = 95.0,
+              estimator: str = "ledoit_wolf"):
+    """``edgeport ood fit``: a new detector for a deliverables folder, from images (embedded by the folder's FP32
+    species model) or an ``.npy`` of embeddings; the metadata's sha256 entries are updated. The folder's detector
+    is refitted in place (no ``--force``: replacing it is the command's job), as one staged set."""
+    import json
+
+    from edgeport.errors import SourceError
+    from edgeport.families.hierarchy import ood as ood_mod
+    from edgeport.families.hierarchy.images import (
+        Preprocessing,
+        list_images,
+        load_images,
+    )
+    from edgeport.runtimes.onnxruntime import OrtRunner
+
+    model_dir = Path(model_dir)
+    meta_path = model_dir / METADATA
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        dim = int(json.loads((model_dir / HEADS_LIST).read_text(encoding="utf-8"))["embedding_dim"])
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise SourceError(f"--model-dir {model_dir} is not a folder written by export --family hierarchy ({e})") from None
+    if embeddings is not None:
+        try:
+            emb = np.load(embeddings, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise SourceError(f"--embeddings {embeddings} is not a readable .npy file ({e})") from None
+        if emb.ndim != 2 or emb.shape[1] != dim:
+            raise ConfigError(f"--embeddings {embeddings} has shape {emb.shape}; this model's embeddings are (N, {dim})")
+    else:
+        fp32 = next((n for n, m in meta.get("models", {}).items() if m["role"] == "species" and m["format"] == "onnx"), None)
+        if fp32 is None:
+            raise SourceError(f"{model_dir} has no FP32 species model (species.onnx) to embed images with; "
+                              "pass --embeddings X.npy")
+        pre = Preprocessing.from_dict(meta["preprocessing"])
+        runner = OrtRunner.open(model_dir / fp32)
+        files = list_images(images, what="--images")
+        emb = np.concatenate([runner.infer({"input": load_images(files[i:i + 32], pre)})["embedding"]
+                              for i in range(0, len(files), 32)])
+    det = ood_mod.fit_ood(emb, percentile=percentile, estimator=estimator)
+    # refit in place: the detector's three files, the metadata (their sha256) and the manifest (the metadata's
+    # sha256) are replaced as one set by the write rule (staged, moved into place together; links replaced)
+    manifest_path = model_dir / "manifest.json"
+    plan = OutputPlan(force=True)
+    for name in (*ood_mod.FILES, METADATA, *(["manifest.json"] if manifest_path.is_file() else [])):
+        plan.add(model_dir / name)
+    plan.check()
+    with plan:
+        stage = plan.staged(meta_path).parent
+        det.save(stage, opset=int(meta.get("opset", 18)), extra={"fitted_on": str(images or embeddings)})
+        check = ood_mod.check_onnx(stage, det, emb)
+        meta["ood_detector"].update({"threshold": det.threshold, "embedding_dim": det.dim})
+        for name in ood_mod.FILES:
+            meta["sha256"][name] = sha256_path(stage / name)
+        atomic_write_json(stage / METADATA, meta)
+        if manifest_path.is_file():
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except ValueError as e:
+                raise SourceError(f"{manifest_path} is not valid JSON ({e})") from None
+            manifest["metadata_sha256"] = sha256_path(stage / METADATA)
+            atomic_write_json(stage / "manifest.json", manifest)
+        plan.commit()
+    return det, check
