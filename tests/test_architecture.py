@@ -203,6 +203,9 @@ def test_every_edgeport_import_names_something_that_exists():
                 continue
             module = importlib.import_module(node.module)
             for alias in node.names:
-                if not hasattr(module, alias.name) and importlib.util.find_spec(f"{node.module}.{alias.name}") is None:
+                if alias.name == "*":  # a star import: every name of the module's __all__ must exist
+                    missing += [f"{f.relative_to(SRC.parent)}:{node.lineno} {node.module}.{n}"
+                                for n in getattr(module, "__all__", ["__all__"]) if not hasattr(module, n)]
+                elif not hasattr(module, alias.name) and importlib.util.find_spec(f"{node.module}.{alias.name}") is None:
                     missing.append(f"{f.relative_to(SRC.parent)}:{node.lineno} {node.module}.{alias.name}")
     assert not missing, "imports of names that do not exist:\n" + "\n".join(missing)

@@ -95,6 +95,10 @@ def _times(t, n: int, file_id: str) -> np.ndarray:
     return a
 
 
+#: the keyword options of ``evaluate_scores`` that ``evaluate_runner`` passes on
+SCORING_OPTIONS = frozenset({"pooling", "sharpness", "threshold", "species_report", "n_boot", "ci", "seed"})
+
+
 def evaluate_scores(
     file_ids: Sequence[str],
     chunk_scores: Sequence[np.ndarray],
@@ -309,19 +313,13 @@ def evaluate_runner(
     batch_size: int = 64,
     output_name: str | None = None,
     apply_sigmoid: bool | None = False,
-    pooling: str = "avg",
-    sharpness: float = DEFAULT_LME_SHARPNESS,
-    threshold: float = 0.5,
-    species_report: bool = False,
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
     benchmark_latency: bool = False,
     latency_repeats: int = 20,
     latency_warmup: int = 3,
     total: int | None = None,
     progress: bool = True,
     info: dict | None = None,
+    **scoring,
 ) -> EvaluationResult:
     """Run ``runner`` on every file's chunks and evaluate the pooled scores.
 
@@ -332,9 +330,13 @@ def evaluate_runner(
     are counted. ``apply_sigmoid`` turns logits into probabilities before pooling; ``None`` decides on the
     first batch that ran (``decide_sigmoid``) and records the decision and its reason in ``info``. With
     ``benchmark_latency`` the wall-clock time per chunk is measured at batch 1 and at ``batch_size`` on the
-    first chunks.
+    first chunks. ``scoring``: ``evaluate_scores``'s options (``pooling``, ``sharpness``, ``threshold``,
+    ``species_report``, ``n_boot``, ``ci``, ``seed``).
     """
-    POOLINGS.get(pooling)
+    unknown = sorted(set(scoring) - SCORING_OPTIONS)
+    if unknown:
+        raise TypeError(f"evaluate_runner() got unexpected keyword arguments {unknown}")
+    POOLINGS.get(scoring.get("pooling", "avg"))
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     class_names = [str(c) for c in class_names]
@@ -353,9 +355,8 @@ def evaluate_runner(
     scores = [by_index[i] for i in range(len(files.ids))]
     latency = _latency(runner, state, benchmark_latency, repeats=latency_repeats, warmup=latency_warmup)
     return evaluate_scores(
-        files.ids, scores, files.times, np.stack(files.labels), class_names, pooling=pooling, sharpness=sharpness,
-        threshold=threshold, species_report=species_report, n_boot=n_boot, ci=ci, seed=seed,
-        progress=progress, latency=latency,
+        files.ids, scores, files.times, np.stack(files.labels), class_names, **scoring, progress=progress,
+        latency=latency,
         info={"runtime": runner.name, "apply_sigmoid": bool(state.sigmoid), "output": state.output,
               **({"sigmoid_decision": state.reason} if apply_sigmoid is None else {}), **(info or {})},
     )

@@ -158,3 +158,20 @@ def families_for(framework: str) -> list[Family]:
 
 
 __all__ = ["FAMILIES", "Family", "families_for", "family_for_config", "family_of"]
+
+
+def lazy_attribute(package: str, table: dict[str, str], name: str):
+    """``package.<table[name]>.name``, imported on first use: a family package's ``__getattr__`` (its torch
+    parts load only when used). A missing torch is a ``MissingDependencyError`` naming what needed it."""
+    module = table.get(name)
+    if module is None:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    try:
+        mod = importlib.import_module(f"{package}.{module}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] == "torch":
+            from edgeport.errors import MissingDependencyError
+
+            raise MissingDependencyError("torch", f"{package}.{name}", "torch") from e
+        raise
+    return getattr(mod, name)

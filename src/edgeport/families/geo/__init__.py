@@ -6,27 +6,9 @@ Light to import: the constants and input makers come from ``family`` (numpy only
 
 from __future__ import annotations
 
-import importlib
-
-from edgeport.families.geo.family import (
-    DEFAULT_CHECKPOINT,
-    FAMILY,
-    HARD_CASES,
-    INPUT_NAME,
-    KEEP_FLOAT,
-    KEEP_FLOAT_INPUT_SIDE,
-    LABELS_FILENAME,
-    LICENSE_FILENAME,
-    MODEL_NAME,
-    N_REFERENCE,
-    OUTPUT_NAME,
-    Label,
-    calibration_inputs,
-    keep_float_scopes,
-    read_labels,
-    reference_inputs,
-    write_labels,
-)
+from edgeport.families import lazy_attribute
+from edgeport.families.geo import family
+from edgeport.families.geo.family import *  # the constants and input makers (family.__all__)
 
 _LAZY = {
     "GeoModel": "model",
@@ -51,37 +33,7 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        mod = importlib.import_module(f"{__name__}.{module}")
-    except ModuleNotFoundError as e:
-        if e.name and e.name.split(".")[0] == "torch":
-            from edgeport.errors import MissingDependencyError
-
-            raise MissingDependencyError("torch", f"The geo family's {name}", "torch") from e
-        raise
-    return getattr(mod, name)
+    return lazy_attribute(__name__, _LAZY, name)
 
 
-__all__ = [
-    "DEFAULT_CHECKPOINT",
-    "FAMILY",
-    "HARD_CASES",
-    "INPUT_NAME",
-    "KEEP_FLOAT",
-    "KEEP_FLOAT_INPUT_SIDE",
-    "LABELS_FILENAME",
-    "LICENSE_FILENAME",
-    "MODEL_NAME",
-    "N_REFERENCE",
-    "OUTPUT_NAME",
-    "Label",
-    "calibration_inputs",
-    "keep_float_scopes",
-    "read_labels",
-    "reference_inputs",
-    "write_labels",
-]
-__all__ += list(_LAZY)
+__all__ = [*family.__all__, *_LAZY]  # noqa: PLE0604

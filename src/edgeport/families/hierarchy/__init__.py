@@ -7,7 +7,7 @@ Light to import: torch, onnx and onnxruntime load inside the functions that need
 
 from __future__ import annotations
 
-import importlib
+from edgeport.families import lazy_attribute
 
 FAMILY = "hierarchy"
 MODEL_NAME = "species"
@@ -29,10 +29,7 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return lazy_attribute(__name__, _LAZY, name)
 
 
 __all__ = ["FAMILY", "INPUT_NAME", "MODEL_NAME", "OUTPUT_NAMES", *_LAZY]  # noqa: PLE0604
