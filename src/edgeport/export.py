@@ -505,8 +505,14 @@ def _export_one(
 
         gate = gate_for(fmt.name, tol=config.tol, fp16_io=config.fp16_io, overrides=config.gate_overrides)
         golden_out = _judge(res, fmt, tmp, refs, gate, config)
-        if not res.comparison.passed and config.auto_fallback and fmt.name in FALLBACK_FORMATS:
-            if _fall_back(res, handle, fmt, tmp, refs, gate, options, config, work):
+        if not res.comparison.passed and config.auto_fallback:
+            from edgeport.exporters.fallback import FALLBACK_FORMATS, not_applicable
+
+            why = not_applicable(fmt.name, handle.framework) if fmt.name in FALLBACK_FORMATS else None
+            if why:
+                res.notes["fallback"] = {"skipped": why}
+                log.warning("%s: --auto-fallback skipped: %s", fmt.name, why)
+            elif fmt.name in FALLBACK_FORMATS and _fall_back(res, handle, fmt, tmp, refs, gate, options, config, work):
                 golden_out = _judge(res, fmt, tmp, refs, gate, config)
 
         res.status = "passed" if res.comparison.passed else "failed"
@@ -562,10 +568,6 @@ def _judge(res: ArtifactResult, fmt: FormatSpec, path: Path, refs, gate, config:
                              other_runs=other_runs)
     res.validate_seconds = round(time.perf_counter() - t0, 3)
     return golden_out
-
-
-#: the formats ``--auto-fallback`` repairs (exporters/fallback.py)
-FALLBACK_FORMATS = ("tflite_int8_full", "onnx_int8_static")
 
 
 def _fall_back(res: ArtifactResult, handle: ModelHandle, fmt: FormatSpec, path: Path, refs, gate, options,

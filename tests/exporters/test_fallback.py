@@ -147,6 +147,19 @@ def test_other_formats_are_refused(tmp_path):
         fallback_export(hostile.keras_hostile_handle(), "onnx_int8", work_dir=tmp_path)
 
 
+def test_tflite_of_a_torch_source_is_refused_before_any_work(tmp_path):
+    """The PyTorch / ONNX TFLite route cannot keep one layer float: refused with the format to use instead,
+    and the export pipeline records the skip instead of rebuilding the same artifact ``budget`` times."""
+    from edgeport.exporters.fallback import not_applicable
+
+    pytest.importorskip("torch")
+    with pytest.raises(ConfigError, match="tflite_int8_full of a torch source.*use onnx_int8_static"):
+        fallback_export(hostile.torch_hostile_handle(), "tflite_int8_full", work_dir=tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+    assert not_applicable("tflite_int8_full", "keras") is None and not_applicable("onnx_int8_static", "torch") is None
+    assert "onnx_int8_static" in not_applicable("tflite_int8_full", "onnx")
+
+
 def test_export_auto_fallback_passes_with_the_hostile_linear_float(tmp_path):
     """The pipeline: plain onnx_int8_static misses its gate; with auto_fallback the export passes, the kept
     layer and each step are in the manifest, and the artifact judged is the fallback's."""

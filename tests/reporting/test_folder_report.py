@@ -138,3 +138,23 @@ def test_demo_writes_one_report_for_its_export_folders(bench_export, tmp_path):
     _copy(bench_export, tmp_path / "audio" / "exports")
     page = _report(("geo", "audio", "images"), tmp_path).read_text()  # no images folder: left out
     assert page.count('<h2 id="f') == 2 and str(tmp_path / "audio" / "exports") in page
+
+
+def test_page_shows_the_calibration_diagnostics(bench_export, tmp_path):
+    """A calibrated export's diagnostics (set size, per-input ranges, content hash, and the audio family's
+    class histogram and near-silent share) are on the page, as the manifest holds them."""
+    import numpy as np
+
+    from edgeport.export import calibration_summary
+
+    folder = _copy(bench_export, tmp_path / "exp")
+    m = json.loads((folder / "manifest.json").read_text())
+    feeds = {"input": np.random.default_rng(0).uniform(-1, 1, (40, 3)).astype(np.float32)}
+    m["calibration"] = calibration_summary(feeds, source="family audio") | {
+        "class_histogram": {"amerob": 14, "norcar": 13, "noise": 13}, "skipped_near_silent_share": 0.0952}
+    (folder / "manifest.json").write_text(json.dumps(m))
+    page = write_folder_report(folder).read_text()
+    section = page[page.index("<h3>Calibration</h3>"):]
+    for text in ("rows", ">40<", m["calibration"]["sha256"], "class_histogram", "amerob", "skipped_near_silent_share",
+                 "0.0952", "range"):
+        assert text in section, text

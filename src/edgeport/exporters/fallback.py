@@ -34,12 +34,24 @@ log = logging.getLogger(__name__)
 FALLBACK_FORMATS = ("tflite_int8_full", "onnx_int8_static")
 #: float artifact of the same backend, the per-layer report's reference
 FLOAT_FORMAT = {"tflite_int8_full": "tflite", "onnx_int8_static": "onnx"}
+#: (format, source framework) pairs whose exporter cannot keep a named layer float, with the reason
+_AEQ = ("its TFLite route quantizes with ai-edge-quantizer, whose float regexes keep every op in front of a kept op "
+        "float, and keeping one op float by its tensor name gave a file LiteRT refuses (per-channel scales left on "
+        "the float op's weights); use onnx_int8_static")
+NOT_APPLICABLE = {("tflite_int8_full", "torch"): _AEQ, ("tflite_int8_full", "onnx"): _AEQ}
 DEFAULT_BUDGET = 3
 DEFAULT_TRIAL_CANDIDATES = 6
 #: a pick "moves the gate" when the gate margin grows by more than this (relative slack of the worst check)
 MIN_GAIN = 1e-3
 #: reference rows the per-layer report runs on (every intermediate tensor of every row is held in memory)
 PER_LAYER_ROWS = 64
+
+
+def not_applicable(fmt_name: str, framework: str) -> str | None:
+    """Why ``--auto-fallback`` cannot repair this format from this kind of source, or None when it can."""
+    if fmt_name not in FALLBACK_FORMATS:
+        return f"it applies to {', '.join(FALLBACK_FORMATS)}"
+    return NOT_APPLICABLE.get((fmt_name, framework))
 
 
 def gate_margin(cmp) -> float:
@@ -243,8 +255,9 @@ def fallback_export(
     from edgeport.validation import compare
     from edgeport.validation.per_layer import per_layer
 
-    if fmt_name not in FALLBACK_FORMATS:
-        raise ConfigError(f"--auto-fallback applies to {', '.join(FALLBACK_FORMATS)}, not '{fmt_name}'")
+    why = not_applicable(fmt_name, handle.framework)
+    if why:
+        raise ConfigError(f"--auto-fallback cannot repair {fmt_name} of a {handle.framework} source: {why}")
     fmt = FORMATS.get(fmt_name)
     float_fmt = FORMATS.get(FLOAT_FORMAT[fmt_name])
     options = options or ExportOptions()
