@@ -52,6 +52,9 @@ def arm(point: str, signum: int) -> None:
 
 def main() -> int:
     point, sig, *argv = sys.argv[1:]
+    # a user's Ctrl-C in a foreground run: Python leaves SIGINT ignored when the parent ignored it (a test run
+    # started in the background by a non-interactive shell), and then the interrupt cases would not interrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     arm(point, getattr(signal, sig))
     from edgeport.cli.main import main as edgeport_main
 
