@@ -144,11 +144,11 @@ def _resign(tf, raw: Path, path: Path, handle: ModelHandle, feeds: dict, expecte
     loaded = tf.saved_model.load(str(raw))
     fn = loaded.signatures.get(SIGNATURE) or next(iter(loaded.signatures.values()), None)
     if fn is None:
-        raise ConversionError("onnx2tf wrote a SavedModel without a serving signature")
+        raise ConversionError("the intermediate SavedModel has no serving signature")
     in_specs = fn.structured_input_signature[1]
     missing = [n for n in handle.input_names if n not in in_specs]
     if missing:
-        raise ConversionError(f"onnx2tf SavedModel lacks inputs {missing}; it has {sorted(in_specs)}")
+        raise ConversionError(f"the intermediate SavedModel lacks inputs {missing}; it has {sorted(in_specs)}")
     got = {k: v.numpy() for k, v in fn(**{n: tf.constant(feeds[n]) for n in handle.input_names}).items()}
     mapping = _match_outputs(expected, got, handle.output_names)
     names_in = list(handle.input_names)

@@ -157,7 +157,7 @@ def families_for(framework: str) -> list[Family]:
     return [fam for _, fam in FAMILIES.items() if fam.framework == framework]
 
 
-__all__ = ["FAMILIES", "Family", "families_for", "family_for_config", "family_of"]
+__all__ = ["FAMILIES", "Family", "families_for", "family_for_config", "family_of", "lazy_attribute"]
 
 
 def lazy_attribute(package: str, table: dict[str, str], name: str):
