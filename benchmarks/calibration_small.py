@@ -8,9 +8,11 @@ by decreasing energy) and with the default (``rows_per_file=None``), and compare
 the same inputs: chunks of a separate test folder (another seed, 10 files per class; files drawn class by class
 until 64 held-out chunks are in) plus the hard cases (digital silence, a chunk at -60 and -80 dB).
 ``--demo`` adds the demo's own folder and model (6 species + noise x 40 files, 40 epochs) as the reference a
-small folder should reach (not in the recorded run: too slow on the shared machine).
+small folder should reach, calibrated on its whole folder and on a 98-file subset of it (14 files per class);
+``--oracle`` calibrates each small model on a large folder of the same species too (100 files per class): if
+that does no better than the small folder, the small folder is not what limits the small model's fidelity.
 
-    nice -n 5 .venv/bin/python benchmarks/calibration_small.py [--seeds 0 1] [--demo]
+    nice -n 5 .venv/bin/python benchmarks/calibration_small.py [--seeds 0 1] [--demo] [--oracle]
 
 Writes benchmarks/results/calibration_small.json.
 """
@@ -76,7 +78,8 @@ def int8_fidelity(handle, model, cfg, train_dir: Path, x, rows_per_file: int | N
             "convert_seconds": time.time() - t}
 
 
-def run_case(name: str, train_dir: Path, test_dir: Path, model_path: Path, settings, num_samples: int) -> dict:
+def run_case(name: str, test_dir: Path, model_path: Path, settings, num_samples: int) -> dict:
+    """``settings``: (label, calibration folder, rows per file) triples, each converted and compared on x."""
     from edgeport.families.audio.model_config import AudioModelConfig
     from edgeport.sources import load_source
 
@@ -84,12 +87,27 @@ def run_case(name: str, train_dir: Path, test_dir: Path, model_path: Path, setti
     cfg = AudioModelConfig.from_dict(handle.config)
     x = test_inputs(test_dir, cfg)
     runs = []
-    for k in settings:
-        runs.append(int8_fidelity(handle, handle.model, cfg, train_dir, x, k, num_samples))
-        print(name, {key: runs[-1][key] for key in ("rows_per_file", "calibration_rows", "cosine_mean",
+    for label, folder, k in settings:
+        runs.append({"calibration": label, "calibration_files": count_wavs(folder)}
+                    | int8_fidelity(handle, handle.model, cfg, folder, x, k, num_samples))
+        print(name, {key: runs[-1][key] for key in ("calibration", "rows_per_file", "calibration_rows", "cosine_mean",
                                                    "cosine_worst", "centred_pearson", "top1_agreement")}, flush=True)
-    return {"case": name, "train_files": sum(1 for _ in Path(train_dir).rglob("*.wav")), "test_rows": len(x),
-            "runs": runs}
+    return {"case": name, "test_rows": len(x), "runs": runs}
+
+
+def count_wavs(folder: Path) -> int:
+    return sum(1 for _ in Path(folder).rglob("*.wav"))
+
+
+def subset_folder(src: Path, dst: Path, per_class: int) -> Path:
+    """The first ``per_class`` files of every class folder of ``src``, copied to ``dst``."""
+    import shutil
+
+    for cls in sorted(p for p in Path(src).iterdir() if p.is_dir()):
+        (dst / cls.name).mkdir(parents=True, exist_ok=True)
+        for f in sorted(cls.glob("*.wav"))[:per_class]:
+            shutil.copy2(f, dst / cls.name / f.name)
+    return dst
 
 
 def main(argv=None) -> int:
@@ -103,9 +121,14 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--num-samples", type=int, default=1024, help="edgeport export --num-samples")
     ap.add_argument("--demo", action="store_true", help="also the demo's folder and model (40 epochs)")
+    ap.add_argument("--rows-per-file", nargs="+", default=["1", "2", "3", "default"],
+                    help="calibration rows per file to try on the model's own folder ('default': edgeport's)")
+    ap.add_argument("--oracle", action="store_true",
+                    help="also calibrate every small model on a large folder (100 files per class) of the same "
+                         "species: the model's own ceiling under PTQ with abundant data")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "calibration_small.json")
     args = ap.parse_args(argv)
-    settings = (1, 2, 3, None)
+    per_file = [None if k == "default" else int(k) for k in args.rows_per_file]
     t0 = time.time()
     cases = []
 
@@ -114,8 +137,10 @@ def main(argv=None) -> int:
             "command": shlex.join(["python", "benchmarks/calibration_small.py",
                                    *(argv if argv is not None else sys.argv[1:])]),
             "what": "tflite_int8_full (converter PTQ, normalisation float) vs the Keras model on the chunks of a "
-                    "separate test folder (files drawn class by class until 64 held-out chunks) + silence and -60/-80 dB hard cases; calibration rows per file 1, 2, 3 and "
-                    "the default (requested_rows_per_file null)",
+                    "separate test folder (files drawn class by class until 64 held-out chunks) + silence and "
+                    "-60/-80 dB hard cases. Calibration: the model's own training folder with 1, 2, 3 rows per "
+                    "file or the default (requested_rows_per_file null); 'large folder': 100 files per class of "
+                    "the same species (another seed); 'demo subset': 14 files per class of the demo's folder",
             "small_folder": {**SMALL, "duration_s": 4.0, "difficulty": DEMO_DIFFICULTY, "epochs": args.epochs,
                              "model": "demo DS-CNN (16 kHz, 2 s chunks, alpha 0.5)"},
             "cases": cases,
@@ -129,15 +154,23 @@ def main(argv=None) -> int:
             generate_dataset(d / "train", SyntheticSpec(difficulty=DEMO_DIFFICULTY, **SMALL), seed=seed)
             generate_dataset(d / "test", SyntheticSpec(difficulty=DEMO_DIFFICULTY, n_species=4, files_per_class=10,
                                                        noise_files=10), seed=seed + 1000)
+            settings = [("own folder", d / "train", k) for k in per_file]
+            if args.oracle:
+                generate_dataset(d / "large", SyntheticSpec(difficulty=DEMO_DIFFICULTY, n_species=4,
+                                                            files_per_class=100, noise_files=100), seed=seed + 2000)
+                settings.append(("large folder", d / "large", None))
             cfg = demo_train_config(d / "train", d / "model" / "small.keras", seed=seed, epochs=args.epochs)
             result = train(cfg)
-            cases.append(run_case(f"small_seed{seed}", d / "train", d / "test", result.model_path, settings,
-                                  args.num_samples) | {"val_roc_auc": result.val_roc_auc})
+            cases.append(run_case(f"small_seed{seed}", d / "test", result.model_path, settings, args.num_samples)
+                         | {"train_files": count_wavs(d / "train"), "val_roc_auc": result.val_roc_auc})
             write()
         if args.demo:
             s = train_demo(Path(tmp) / "demo", seed=0)
-            cases.append(run_case("demo", Path(s["train_dir"]), Path(s["test_dir"]), Path(s["model_path"]), settings,
-                                  args.num_samples) | {"val_roc_auc": s["val_roc_auc"]})
+            train_dir = Path(s["train_dir"])
+            subset = subset_folder(train_dir, Path(tmp) / "demo_subset", per_class=14)
+            settings = [("own folder", train_dir, None), ("demo subset", subset, None)]
+            cases.append(run_case("demo", Path(s["test_dir"]), Path(s["model_path"]), settings, args.num_samples)
+                         | {"train_files": count_wavs(train_dir), "val_roc_auc": s["val_roc_auc"]})
     write()
     print(f"wrote {args.out}")
     return 0
