@@ -56,6 +56,31 @@ def test_save_load_identical_and_outputs_vary(tiny_run, tiny_data):
     assert tiny_run.val_roc_auc > 0.6
 
 
+def test_resume_that_never_beats_the_best_keeps_the_best_model(tmp_path, small_data, make_config):
+    """A resumed run whose epochs all miss the stored best validation loss: the model in place (the best one)
+    stays in place through every epoch's commit and is what the run ends with, scored as the state says."""
+    import numpy as np
+
+    from edgeport.families.audio.loading import load_keras_model
+    from edgeport.training.trainer import train
+
+    ckpt = tmp_path / "b.keras"
+    kw = {"patience": 50, "small_body": True}
+    r1 = train(make_config(small_data, ckpt, epochs=2, **kw))
+    best_weights = load_keras_model(ckpt).get_weights()
+    state_file = r1.paths["state"]
+    state = json.loads(state_file.read_text())
+    state["best_val_loss"] = -1.0  # no epoch of the resumed run can beat it
+    state_file.write_text(json.dumps(state))
+    seen = []
+    r2 = train(make_config(small_data, ckpt, epochs=4, resume=True, **kw),
+               on_epoch=lambda row: seen.append(ckpt.is_file()))
+    assert seen == [True, True], "the best model left its place during the resumed run"
+    assert r2.best_epoch == state["best_epoch"]
+    assert all(np.array_equal(a, b) for a, b in zip(load_keras_model(ckpt).get_weights(), best_weights))
+    assert r2.val_roc_auc == pytest.approx(state["best_val_roc_auc"], abs=1e-6)
+
+
 def test_resume_continues_epoch_and_learning_rate(tmp_path, small_data, make_config):
     import keras
 

@@ -548,11 +548,17 @@ def _write_state(loop: _Loop, epoch: int, *, completed: bool = False, interrupte
     atomic_write_json(loop.stage["state"], s)  # strict JSON: an infinite best loss is null
 
 
+def _prune_on_commit(loop: _Loop) -> bool:
+    """The first set a fresh run places removes stale earlier files; a resumed run's set in place is its own
+    (its best model stays until an epoch beats it), so nothing is pruned."""
+    return loop.placed_sets == 0 and loop.state is None
+
+
 def _place_set(loop: _Loop) -> None:
     """This run's whole set into place; the first time, stale earlier files go."""
     if not loop.model_placed and not loop.stage["model"].exists():
         save_model_atomic(loop.model, loop.stage["model"])
-    loop.plan.commit(prune=loop.placed_sets == 0)
+    loop.plan.commit(prune=_prune_on_commit(loop))
     loop.model_placed, loop.placed_best, loop.placed_sets = True, replace(loop.best), loop.placed_sets + 1
 
 
@@ -653,7 +659,7 @@ def _finish(loop: _Loop, epoch: int, stopped_early: bool) -> TrainResult:
     write_history(loop.history, stage["history"])
     plot_curves(loop.history, stage["curves"])
     _write_state(loop, epoch, completed=True)
-    loop.plan.commit(prune=loop.placed_sets == 0)
+    loop.plan.commit(prune=_prune_on_commit(loop))
     skipped = list(loop.ds.skipped) + loop.val[2] + [(f, e) for f, e in loop.stream.failed.items()]
     log.info("Saved %s: best epoch %d of %d (val_loss %.4f, val ROC-AUC %.3f) in %.0f s", out["model"],
              best.epoch, epoch, val_loss, val_auc, time.time() - loop.t_start)
