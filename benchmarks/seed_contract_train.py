@@ -26,6 +26,7 @@ Writes benchmarks/results/seed_contract_train.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import shlex
@@ -66,9 +67,9 @@ def train_variant(name: str, train_dir: Path, out: Path, *, seed: int, epochs: i
     cfg = demo_train_config(train_dir, out / f"{name}.keras", seed=seed, epochs=epochs, num_workers=0)
     if name == "edgeport":
         return train(cfg)
-    base = TrainConfig.model_config_kwargs
-    with mock.patch.object(TrainConfig, "model_config_kwargs", lambda self: {**base(self), **SEED_CONTRACT}), \
-            mock.patch.object(dscnn, "_frontend", _seed_frontend):
+    own = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in ("data_path_train", "audio")}
+    cfg = TrainConfig(cfg.data_path_train, audio=cfg.audio.replace(**SEED_CONTRACT), **own)
+    with mock.patch.object(dscnn, "_frontend", _seed_frontend):
         return train(cfg)
 
 

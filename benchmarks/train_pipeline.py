@@ -17,6 +17,7 @@ for a machine whose load changes; run it with another tree's ``src`` on PYTHONPA
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -237,7 +238,7 @@ def main() -> None:
     from edgeport.training.demo import demo_train_config
 
     demo = demo_train_config(Path("x"), Path("x.keras"))
-    demo_cfg = AudioModelConfig(**demo.model_config_kwargs(), num_classes=6, class_names=cfg.class_names)
+    demo_cfg = dataclasses.replace(demo.audio, num_classes=6, class_names=cfg.class_names)
     with tempfile.TemporaryDirectory() as tmp:
         files = _data(Path(tmp), args.files)
         out["pipeline"] = [pipeline_throughput(files, cfg, w, args.chunks, 3) for w in (0, 1, 2)]
