@@ -51,12 +51,18 @@ def _scores(runner, x):
 
 
 def _pair(ref, cand) -> dict:
-    from edgeport.validation.metrics import output_metrics
+    """The comparator's figures, and the tail of the per-row cosines (one worst row out of 256 is one draw)."""
+    import numpy as np
+
+    from edgeport.validation.metrics import cosine_rows, output_metrics
 
     m = output_metrics(ref, cand)
+    cos = cosine_rows(ref, cand)
     return {"cosine_mean": m.cosine_mean, "cosine_worst": m.cosine_worst, "centred_pearson": m.centred_pearson,
             "top1_agreement": m.top1_agreement, "top1_rows": m.top1_rows, "max_abs_diff": m.max_abs_diff,
-            "rows": m.rows}
+            "rows": m.rows, "cosine_p1": float(np.percentile(cos, 1)), "cosine_p5": float(np.percentile(cos, 5)),
+            "cosine_worst10_mean": float(np.sort(cos)[:10].mean()), "rows_below_0.95": int((cos < 0.95).sum()),
+            "rows_below_0.9": int((cos < 0.9).sum())}
 
 
 FIGURES = ("cosine_mean", "cosine_worst", "centred_pearson", "top1_agreement")

@@ -73,6 +73,20 @@ def test_zero_vectors_give_no_nan():
     assert m.cosine_mean == 0.0 and not np.isnan(m.pearson)
 
 
+def test_cosine_rows_are_the_rows_behind_the_mean_and_worst():
+    from edgeport.validation.metrics import cosine_rows
+
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(6, 2, 4))
+    cand = ref + rng.normal(scale=0.3, size=ref.shape)
+    cand[4] = -ref[4]
+    cos = cosine_rows(ref, cand)
+    m = output_metrics(ref, cand)
+    assert cos.shape == (6,) and cos[4] == pytest.approx(-1.0)
+    assert cos.mean() == pytest.approx(m.cosine_mean) and cos.min() == pytest.approx(m.cosine_worst)
+    assert cosine_rows(np.zeros((2, 3)), np.zeros((2, 3))).tolist() == [1.0, 1.0]
+
+
 def test_degenerate_reference_does_not_pass():
     ref = np.tile(_probs(1), (50, 1))
     result = compare({"p": ref}, {"p": ref.copy()}, gate_for("onnx"))

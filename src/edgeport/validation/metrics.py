@@ -65,6 +65,11 @@ def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(cos, -1.0, 1.0)
 
 
+def cosine_rows(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Per-row cosine similarity of two outputs (rows flattened; two zero rows count as 1, one as 0)."""
+    return _cosine_rows(_rows(reference), _rows(candidate))
+
+
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     a = a.ravel() - a.mean()
     b = b.ravel() - b.mean()
