@@ -32,7 +32,7 @@ import numpy as np
 def _edgeport(argv: list[str]) -> tuple[int, str]:
     """``edgeport ARGV`` in a fresh process (as a user runs it: runtimes take their thread count at start)."""
     run = subprocess.run([sys.executable, "-c", "import sys; from edgeport.cli.main import main; sys.exit(main(sys.argv[1:]))",
-                          *argv], capture_output=True, text=True, env=os.environ | {"PYTHONHASHSEED": "0"})
+                          *argv], check=False, capture_output=True, text=True, env=os.environ | {"PYTHONHASHSEED": "0"})
     print(run.stdout, end="")
     if run.returncode:
         print(run.stderr[-2000:], file=sys.stderr)

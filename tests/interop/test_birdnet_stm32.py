@@ -160,7 +160,7 @@ def test_predict_on_the_shipped_tflite_feeds_the_seed_contract(stm32_files, stm3
     from edgeport.prediction.audio import AudioPredictor
     from edgeport.runtimes import open_runner
 
-    fid = sorted(p for p in stm32_data.rglob("*.wav"))[0]
+    fid = min(stm32_data.rglob("*.wav"))
     p = AudioPredictor(stm32_files["tflite"], fid, model_config=stm32_files["config"], min_conf=0.0, top_k=1)
     (res,) = list(p.run())
     assert p.info["apply_sigmoid"] is False

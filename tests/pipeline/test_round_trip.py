@@ -163,6 +163,7 @@ def test_round_trip(kind, fmt_name, request):
         np.testing.assert_allclose(ref[k], stored_ref[k], rtol=0, atol=1e-6)
     runner = open_runner(fmt.runtime, outdir / art["file"])
     got, failed = runner.run(feeds)
+    assert not failed.any(), f"{int(failed.sum())} golden rows failed to run in {fmt.runtime}"
     assert set(got) == set(handle.output_names)
     # the gate, judged here on the rows the pipeline judged (the 32 golden rows alone are too few for a
     # top-1 gate of 0.98: one flipped row misses it), drawn again from the source's own reference inputs
