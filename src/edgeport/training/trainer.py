@@ -555,7 +555,7 @@ def _prune_on_commit(loop: _Loop) -> bool:
 
 
 def _place_set(loop: _Loop) -> None:
-    """This run's whole set into place; the first time, stale earlier files go."""
+    """This run's whole set into place; the first time in a fresh run, stale earlier files go (``_prune_on_commit``)."""
     if not loop.model_placed and not loop.stage["model"].exists():
         save_model_atomic(loop.model, loop.stage["model"])
     loop.plan.commit(prune=_prune_on_commit(loop))
